@@ -1,0 +1,45 @@
+"""contimg-toolkit: explore a continuum-imaging pipeline's products from notebooks and scripts."""
+
+from __future__ import annotations
+
+from .client import AsyncClient
+from .errors import (
+    ClientClosedError,
+    ConfigurationError,
+    DatabaseConnectionError,
+    DatabaseError,
+    DatabaseQueryError,
+    FileNotAccessibleError,
+    InvalidPathError,
+    QueryTimeoutError,
+    ReadOnlyError,
+    RecordNotFoundError,
+    ToolkitError,
+    ValidationError,
+)
+from .records import CalTable, Image, Job, MeasurementSet, Source, Stats
+from .settings import Settings
+
+__all__ = [
+    "AsyncClient",
+    "CalTable",
+    "ClientClosedError",
+    "ConfigurationError",
+    "DatabaseConnectionError",
+    "DatabaseError",
+    "DatabaseQueryError",
+    "FileNotAccessibleError",
+    "Image",
+    "InvalidPathError",
+    "Job",
+    "MeasurementSet",
+    "QueryTimeoutError",
+    "ReadOnlyError",
+    "RecordNotFoundError",
+    "Settings",
+    "Source",
+    "Stats",
+    "ToolkitError",
+    "ValidationError",
+]
+__version__ = "0.1.0"

@@ -1,0 +1,92 @@
+"""Checking and normalising what users pass in (pure functions; every failure is a ValidationError)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from datetime import date, datetime
+from typing import Any
+
+import pandas as pd
+
+from .errors import ValidationError
+
+MJD_UNIX_EPOCH = 40587.0
+SECONDS_PER_DAY = 86400.0
+TimeLike = datetime | date | str | pd.Timestamp
+
+
+def to_utc_timestamp(value: TimeLike, name: str) -> pd.Timestamp:
+    """A datetime, date or ISO-8601 string -> a UTC timestamp. Naive values are taken as UTC."""
+    if isinstance(value, bool) or not isinstance(value, (datetime, date, str, pd.Timestamp)):
+        raise ValidationError(
+            f"{name} must be a datetime, a date or an ISO-8601 string such as '2025-10-05T12:00', "
+            f"not {type(value).__name__}"
+        )
+    try:
+        stamp = pd.Timestamp(value)
+    except (ValueError, TypeError) as exc:
+        raise ValidationError(f"{name}: cannot read {value!r} as a date/time (use ISO-8601, e.g. '2025-10-05')") from exc
+    if stamp is pd.NaT or pd.isna(stamp):
+        raise ValidationError(f"{name}: {value!r} is not a date/time")
+    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+
+
+def to_unix(value: TimeLike | None, name: str) -> float | None:
+    if value is None:
+        return None
+    return to_utc_timestamp(value, name).value / 1e9
+
+
+def to_mjd(value: TimeLike | None, name: str) -> float | None:
+    seconds = to_unix(value, name)
+    return None if seconds is None else seconds / SECONDS_PER_DAY + MJD_UNIX_EPOCH
+
+
+def check_time_range(since: TimeLike | None, until: TimeLike | None) -> tuple[float | None, float | None]:
+    """``since``/``until`` -> unix seconds, refusing a range that ends before it starts."""
+    start, end = to_unix(since, "since"), to_unix(until, "until")
+    if start is not None and end is not None and end < start:
+        raise ValidationError(f"until ({until}) is before since ({since})")
+    return start, end
+
+
+def check_limit(limit: int | None, offset: int) -> tuple[int | None, int]:
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise ValidationError(f"limit must be a whole number >= 0 or None, got {limit!r}")
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise ValidationError(f"offset must be a whole number >= 0, got {offset!r}")
+    return limit, offset
+
+
+def check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValidationError(f"{name} must be a finite number, got {value!r}")
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValidationError(f"{name} must lie in [{low}, {high}], got {value}")
+    return float(value)
+
+
+def check_mjd_range(start_mjd: Any, end_mjd: Any) -> tuple[float | None, float | None]:
+    start, end = check_number(start_mjd, "start_mjd"), check_number(end_mjd, "end_mjd")
+    if start is not None and end is not None and end < start:
+        raise ValidationError(f"end_mjd ({end}) is before start_mjd ({start})")
+    return start, end
+
+
+def check_text(value: Any, name: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError(f"{name} must be a non-empty string, got {value!r}")
+    return value
+
+
+def check_choices(values: str | Iterable[str] | None, name: str) -> list[str] | None:
+    """A filter value or list of values -> a list (None when no filter)."""
+    if values is None:
+        return None
+    items = [values] if isinstance(values, str) else list(values)
+    if not items or not all(isinstance(v, str) and v for v in items):
+        raise ValidationError(f"{name} must be a non-empty string or a list of them, got {values!r}")
+    return items

@@ -1,0 +1,86 @@
+"""AsyncClient: the one implementation behind every way of using the toolkit."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import pandas as pd
+
+from .arguments import check_text
+from .db.connections import Connections
+from .domains.cal import CalTables
+from .domains.images import Images
+from .domains.jobs import Jobs
+from .domains.ms import MeasurementSets
+from .domains.sources import Sources
+from .domains.stats import stats as _stats
+from .records import Stats
+from .settings import Settings
+
+
+class AsyncClient:
+    """Read-only async access to a pipeline site.
+
+    ``AsyncClient(settings=None, **overrides)``: with no settings, they come from the environment
+    (``PIPELINE_PRODUCTS_DB``, ``PIPELINE_CAL_REGISTRY_DB``, ``PIPELINE_LOG_DIRS``); keyword overrides win.
+    Use it as ``async with AsyncClient() as client:``, or call ``await client.aclose()`` when done. The
+    databases are opened on first use, read-only.
+    """
+
+    def __init__(self, settings: Settings | None = None, **overrides: Any) -> None:
+        if settings is None:
+            settings = Settings.from_env(**overrides)
+        elif overrides:
+            settings = settings.with_overrides(**overrides)
+        self.settings = settings
+        self._connections = Connections(settings)
+        self.images = Images(self._connections)
+        self.ms = MeasurementSets(self._connections)
+        self.sources = Sources(self._connections)
+        self.jobs = Jobs(self._connections)
+        self.cal = CalTables(self._connections)
+
+    async def open(self) -> AsyncClient:
+        """Open the products database now (it opens on first use otherwise); errors surface here."""
+        await self._connections.products()
+        await self._connections.calibration()
+        return self
+
+    async def __aenter__(self) -> AsyncClient:
+        try:
+            return await self.open()
+        except BaseException:
+            await self.aclose()
+            raise
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every connection and worker thread. Calls after this raise ``ClientClosedError``."""
+        await self._connections.aclose()
+
+    @property
+    def closed(self) -> bool:
+        return self._connections.closed
+
+    async def stats(self) -> Stats:
+        """Dashboard counts: MS by stage, images, photometry rows, sources, jobs by status, cal tables."""
+        return await _stats(self._connections)
+
+    async def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Run one read-only SQL statement on the products database and return a DataFrame.
+
+        Writes are refused (``ReadOnlyError``); the query is interrupted at the query timeout. Columns named
+        like the pipeline's unix times (``*_at``, ``timestamp``) become UTC datetimes.
+        """
+        db = await self._connections.products()
+        return await db.fetch_user_frame(check_text(query, "query"), list(params or ()))
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<AsyncClient {state} products_db={self.settings.products_db}>"

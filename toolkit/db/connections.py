@@ -1,0 +1,89 @@
+"""Opens the pipeline's databases on first use and closes them together."""
+
+from __future__ import annotations
+
+import asyncio
+
+from ..errors import ClientClosedError, ConfigurationError
+from ..settings import ENV_CAL_REGISTRY_DB, Settings
+from .sqlite import SQLiteBackend
+
+
+class Connections:
+    """The products database and the calibration registry (which newer sites keep inside the products DB)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.require_products_db()
+        self._products: SQLiteBackend | None = None
+        self._calibration: SQLiteBackend | None = None
+        self._calibration_checked = False
+        self._lock: asyncio.Lock | None = None
+        self._closed = False
+
+    async def products(self) -> SQLiteBackend:
+        if self._products is None:
+            async with self._get_lock():
+                self._check_open()
+                if self._products is None:
+                    s = self.settings
+                    self._products = await SQLiteBackend.open(
+                        s.require_products_db(),
+                        label="products database",
+                        origin=s.origin("products_db"),
+                        timeout=s.query_timeout,
+                        pool_size=s.pool_size,
+                        required_tables=("ms_index",),
+                    )
+        self._check_open()
+        return self._products
+
+    async def calibration(self) -> SQLiteBackend | None:
+        """The backend holding ``caltables``, or None when the site has none."""
+        if not self._calibration_checked:
+            products = await self.products()
+            async with self._get_lock():
+                if not self._calibration_checked:
+                    s = self.settings
+                    if s.cal_registry_db is not None:
+                        self._calibration = await SQLiteBackend.open(
+                            s.cal_registry_db,
+                            label="calibration registry",
+                            origin=s.origin("cal_registry_db"),
+                            timeout=s.query_timeout,
+                            pool_size=s.pool_size,
+                            required_tables=("caltables",),
+                        )
+                    elif products.catalog.has_table("caltables"):
+                        self._calibration = products
+                    self._calibration_checked = True
+        self._check_open()
+        return self._calibration
+
+    async def require_calibration(self) -> SQLiteBackend:
+        backend = await self.calibration()
+        if backend is None:
+            raise ConfigurationError(
+                "this site has no calibration registry: the products database has no caltables table and "
+                f"{ENV_CAL_REGISTRY_DB} is not set"
+            )
+        return backend
+
+    def _get_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError("this client is closed; make a new one (or use `async with`)")
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def aclose(self) -> None:
+        self._closed = True
+        backends = {id(b): b for b in (self._products, self._calibration) if b is not None}
+        for backend in backends.values():
+            await backend.aclose()

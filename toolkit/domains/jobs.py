@@ -1,0 +1,170 @@
+"""Jobs: the pipeline's processing runs, from ``jobs`` or, on databases without it, derived from ``ms_index``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pandas as pd
+
+from .. import frames, runids
+from ..arguments import TimeLike, check_choices, check_limit, check_text, check_time_range
+from ..db.base import Catalog
+from ..db.connections import Connections
+from ..errors import RecordNotFoundError, ValidationError
+from ..records import Job, parse_json
+from ..schema import Kind, kinds
+from .filters import explain_empty
+from .images import fill_run_ids
+from .query import Select, column_or_null, select_columns
+
+KINDS: dict[str, Kind] = {**kinds("jobs"), "duration_s": "real", "derived": "bool", "output_image": "text"}
+JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
+
+# Without a jobs table the pipeline shows one job per MS, its state taken from the MS.
+_DERIVED_STATUS = (
+    "CASE m.status WHEN 'completed' THEN 'completed' WHEN 'failed' THEN 'failed' "
+    "WHEN 'in_progress' THEN 'running' ELSE 'pending' END"
+)
+
+
+def _derived_source(catalog: Catalog) -> str:
+    created = column_or_null(catalog, "ms_index", "m", "created_at")
+    return (
+        "(SELECT m.rowid AS id, m.stage AS type, "
+        f"{_DERIVED_STATUS} AS status, m.path AS ms_path, NULL AS run_id, NULL AS params, NULL AS logs, "
+        f"NULL AS artifacts, COALESCE({created}, m.processed_at) AS created_at, m.processed_at AS started_at, "
+        "CASE WHEN m.status IN ('completed', 'failed') THEN m.stage_updated_at END AS finished_at "
+        "FROM ms_index AS m)"
+    )
+
+
+def job_source(catalog: Catalog) -> str:
+    """The FROM clause for jobs (alias ``j``): the jobs table, or one derived job per MS without it."""
+    return "jobs AS j" if catalog.has_table("jobs") else f"{_derived_source(catalog)} AS j"
+
+
+def job_select(catalog: Catalog) -> tuple[list[str], str, bool]:
+    """Select list, FROM clause, and whether jobs are derived from ``ms_index``."""
+    output_image = "(SELECT i.path FROM images AS i WHERE i.ms_path = j.ms_path ORDER BY i.id LIMIT 1)"
+    extra = [
+        "(j.finished_at - j.started_at) AS duration_s",
+        f"{output_image} AS output_image",
+    ]
+    if catalog.has_table("jobs"):
+        return [*select_columns(catalog, "jobs", "j"), "0 AS derived", *extra], job_source(catalog), False
+    return [*(f"j.{n} AS {n}" for n in kinds("jobs")), "1 AS derived", *extra], job_source(catalog), True
+
+
+def list_query(
+    catalog: Catalog,
+    *,
+    status: str | list[str] | None = None,
+    since: TimeLike | None = None,
+    until: TimeLike | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[str, list[Any]]:
+    limit, offset = check_limit(limit, offset)
+    start, end = check_time_range(since, until)
+    columns, source, _ = job_select(catalog)
+    q = Select(columns, source)
+    q.filter_in("j.status", check_choices(status, "status"))
+    q.filter_range("j.created_at", start, end)
+    q.order_by = "j.created_at DESC, j.id DESC"
+    q.limit, q.offset = limit, offset
+    return q.build()
+
+
+def get_query(catalog: Catalog, run_id_or_id: int | str) -> tuple[str, list[Any]]:
+    columns, source, _ = job_select(catalog)
+    q = Select(columns, source)
+    if isinstance(run_id_or_id, bool) or not isinstance(run_id_or_id, int | str):
+        raise ValidationError(f"a job is named by its run id or integer id, not {run_id_or_id!r}")
+    if isinstance(run_id_or_id, int):
+        q.filter("j.id = ?", run_id_or_id)
+    else:
+        run_id = check_text(run_id_or_id, "run_id")
+        ms_name = runids.ms_name_for_run_id(run_id)
+        has_run_id_column = "run_id" in catalog.columns("jobs")
+        clauses, params = [], []
+        if has_run_id_column:
+            clauses.append("j.run_id = ?")
+            params.append(run_id)
+        if ms_name is not None:
+            # The derived form names the MS; rows without a stored run id are found through it.
+            guard = "j.run_id IS NULL AND " if has_run_id_column else ""
+            clauses.append(f"{guard}j.ms_path LIKE ?")
+            params.append("%/" + ms_name)
+        if not clauses:
+            raise RecordNotFoundError("job", run_id, "not a stored run id and not of the form job-YYYY-MM-DD-HHMMSS")
+        q.filter(" OR ".join(clauses), *params)
+    q.order_by = "j.created_at DESC, j.id DESC"
+    q.limit = 1
+    return q.build()
+
+
+def add_job_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    return fill_run_ids(frame)
+
+
+def job_from_row(row: dict[str, Any]) -> Job:
+    params = parse_json(row["params"])
+    artifacts = parse_json(row["artifacts"])
+    cal_table = params.get("cal_table") if isinstance(params, dict) else None
+    duration = row["duration_s"]
+    output = row["output_image"]
+    if isinstance(artifacts, dict) and artifacts.get("images"):
+        output = artifacts["images"][0]
+    return Job(
+        id=row["id"],
+        run_id=row["run_id"],
+        type=row["type"],
+        status=row["status"],
+        ms_path=row["ms_path"],
+        params=params,
+        artifacts=artifacts,
+        cal_table=cal_table,
+        output_image=output,
+        created_at=row["created_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        duration=None if duration is None else timedelta(seconds=duration),
+        derived=bool(row["derived"]),
+        inline_log=row["logs"],
+    )
+
+
+class Jobs:
+    def __init__(self, connections: Connections) -> None:
+        self._connections = connections
+
+    async def list(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> pd.DataFrame:
+        """Jobs, newest first, with ``run_id`` (derived where not stored), ``duration_s`` and ``output_image``.
+
+        ``since``/``until`` bound ``created_at``. On a database without a ``jobs`` table there is one job
+        per MS (``derived`` is true), as the pipeline shows them.
+        """
+        db = await self._connections.products()
+        sql, params = list_query(db.catalog, status=status, since=since, until=until, limit=limit, offset=offset)
+        frame = await db.fetch_frame(sql, params, KINDS, post=add_job_columns)
+        if frame.empty and status is not None and db.catalog.has_table("jobs"):
+            await explain_empty(db, "jobs", "status", check_choices(status, "status") or [], JOB_STATUSES)
+        return frame
+
+    async def get(self, run_id_or_id: int | str) -> Job:
+        """One job by run id (stored or derived from its MS) or integer id."""
+        db = await self._connections.products()
+        sql, params = get_query(db.catalog, run_id_or_id)
+        frame = await db.fetch_frame(sql, params, KINDS, post=add_job_columns)
+        if frame.empty:
+            raise RecordNotFoundError("job", run_id_or_id)
+        return job_from_row(frames.first_row(frame))

@@ -1,0 +1,86 @@
+"""A small SQL builder shared by the domains (pure: text and parameters, no I/O).
+
+It exists for two reasons: columns that an older database lacks are selected as ``NULL AS col`` so frames look
+the same everywhere, and filters are always bound as parameters, never pasted into the SQL text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..db.base import Catalog
+from ..schema import column_names
+
+# The pipeline's own stage rule, used for qa_grade until metrics are graded (the QA issue replaces it).
+STAGE_GRADE_SQL = (
+    "CASE WHEN {stage} IS NULL THEN NULL "
+    "WHEN {stage} IN ('imaged', 'mosaicked', 'cataloged') THEN 'good' "
+    "WHEN {stage} = 'calibrated' THEN 'warn' ELSE 'fail' END"
+)
+
+
+def stage_grade(stage_column: str) -> str:
+    return STAGE_GRADE_SQL.format(stage=stage_column)
+
+
+def select_columns(catalog: Catalog, table: str, alias: str, names: Iterable[str] | None = None) -> list[str]:
+    """``alias.col AS col`` for each column the database has, ``NULL AS col`` for the rest."""
+    present = catalog.columns(table)
+    wanted = column_names(table) if names is None else tuple(names)
+    return [f"{alias}.{name} AS {name}" if name in present else f"NULL AS {name}" for name in wanted]
+
+
+def column_or_null(catalog: Catalog, table: str, alias: str, name: str) -> str:
+    return f"{alias}.{name}" if name in catalog.columns(table) else "NULL"
+
+
+@dataclass
+class Select:
+    """SELECT ... FROM ... WHERE ... ORDER BY ... LIMIT ... OFFSET, with bound parameters."""
+
+    columns: Sequence[str]
+    source: str
+    where: list[str] = field(default_factory=list)
+    params: list[Any] = field(default_factory=list)
+    group_by: str = ""
+    having: list[str] = field(default_factory=list)
+    having_params: list[Any] = field(default_factory=list)
+    order_by: str = ""
+    limit: int | None = None
+    offset: int = 0
+
+    def filter(self, clause: str, *params: Any) -> Select:
+        self.where.append(clause)
+        self.params.extend(params)
+        return self
+
+    def filter_in(self, column: str, values: Sequence[Any] | None) -> Select:
+        if values is not None:
+            marks = ", ".join("?" for _ in values)
+            self.filter(f"{column} IN ({marks})", *values)
+        return self
+
+    def filter_range(self, column: str, low: Any, high: Any) -> Select:
+        if low is not None:
+            self.filter(f"{column} >= ?", low)
+        if high is not None:
+            self.filter(f"{column} <= ?", high)
+        return self
+
+    def build(self) -> tuple[str, list[Any]]:
+        parts = [f"SELECT {', '.join(self.columns)} FROM {self.source}"]
+        if self.where:
+            parts.append("WHERE " + " AND ".join(f"({w})" for w in self.where))
+        if self.group_by:
+            parts.append(f"GROUP BY {self.group_by}")
+        if self.having:
+            parts.append("HAVING " + " AND ".join(f"({h})" for h in self.having))
+        if self.order_by:
+            parts.append(f"ORDER BY {self.order_by}")
+        params = [*self.params, *self.having_params]
+        if self.limit is not None or self.offset:
+            parts.append("LIMIT ? OFFSET ?")
+            params += [-1 if self.limit is None else self.limit, self.offset]
+        return " ".join(parts), params

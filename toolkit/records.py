@@ -1,0 +1,228 @@
+"""Typed records returned by the ``get`` calls: frozen dataclasses with ``to_dict()`` and a notebook card."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass, field, fields
+from datetime import datetime, timedelta
+from typing import Any, ClassVar
+
+import pandas as pd
+
+_GRADE_COLOURS = {"good": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}
+
+
+def parse_json(text: Any) -> Any:
+    """JSON text from a table -> Python; NULL -> None; text that does not parse is kept as the raw string."""
+    if text is None or (isinstance(text, float) and pd.isna(text)):
+        return None
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Record):
+        return value.to_dict()
+    if isinstance(value, pd.DataFrame):
+        return value.to_dict(orient="records")
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return '<span style="color:#888">—</span>'
+    if isinstance(value, Record):
+        return html.escape(value.title())
+    if isinstance(value, pd.DataFrame):
+        return value.head(10)._repr_html_()  # type: ignore[operator]
+    if isinstance(value, tuple | list):
+        if not value:
+            return '<span style="color:#888">none</span>'
+        shown = "<br>".join(_cell(v) for v in value[:10])
+        return shown + (f"<br>… {len(value) - 10} more" if len(value) > 10 else "")
+    if isinstance(value, dict):
+        return "<code>" + html.escape(json.dumps(value, default=str)[:300]) + "</code>"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return html.escape(str(value))
+
+
+class Record:
+    """Behaviour shared by every record; subclasses are frozen dataclasses."""
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any], **values: Any) -> Any:
+        """Build from a row (plain values), taking each field from the row unless given in ``values``."""
+        names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+        return cls(**{name: values[name] if name in values else row.get(name) for name in names})
+
+    _title_field: ClassVar[str] = ""
+    _hidden: ClassVar[frozenset[str]] = frozenset()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+
+    def title(self) -> str:
+        return f"{type(self).__name__} {getattr(self, self._title_field, '')}"
+
+    def _repr_html_(self) -> str:
+        grade = getattr(self, "qa_grade", None)
+        badge = ""
+        if isinstance(grade, str):
+            colour = _GRADE_COLOURS.get(grade, "#57606a")
+            badge = (
+                f' <span style="background:{colour};color:white;border-radius:4px;padding:0 6px">'
+                f"{html.escape(grade)}</span>"
+            )
+        rows = "".join(
+            f'<tr><th style="text-align:left;padding-right:1em">{html.escape(f.name)}</th>'
+            f'<td style="text-align:left">{_cell(getattr(self, f.name))}</td></tr>'
+            for f in fields(self)  # type: ignore[arg-type]
+            if f.name not in self._hidden
+        )
+        return (
+            '<div style="border:1px solid #d0d7de;border-radius:6px;padding:6px 10px;display:inline-block">'
+            f"<b>{html.escape(self.title())}</b>{badge}<table>{rows}</table></div>"
+        )
+
+
+@dataclass(frozen=True)
+class CalTable(Record):
+    _title_field: ClassVar[str] = "path"
+
+    id: int | None
+    path: str
+    set_name: str | None
+    table_type: str | None
+    order_index: int | None
+    status: str | None
+    cal_field: str | None
+    refant: str | None
+    created_at: datetime | None
+    valid_start_mjd: float | None
+    valid_end_mjd: float | None
+    source_ms_path: str | None
+    notes: str | None
+    solver_command: str | None
+    solver_version: str | None
+    solver_params: Any
+    quality_metrics: Any
+
+
+@dataclass(frozen=True)
+class Image(Record):
+    _title_field: ClassVar[str] = "path"
+
+    id: int
+    path: str
+    ms_path: str | None
+    type: str | None
+    created_at: datetime | None
+    qa_grade: str | None
+    run_id: str | None
+    noise_jy: float | None
+    beam_major_arcsec: float | None
+    beam_minor_arcsec: float | None
+    beam_pa_deg: float | None
+    dynamic_range: float | None
+    pbcor: bool | None
+    format: str | None
+    field_name: str | None
+    center_ra_deg: float | None
+    center_dec_deg: float | None
+    imsize_x: int | None
+    imsize_y: int | None
+    cellsize_arcsec: float | None
+    freq_ghz: float | None
+    bandwidth_mhz: float | None
+    integration_sec: float | None
+
+
+@dataclass(frozen=True)
+class MeasurementSet(Record):
+    _title_field: ClassVar[str] = "path"
+
+    path: str
+    stage: str | None
+    status: str | None
+    qa_grade: str | None
+    run_id: str | None
+    start_mjd: float | None
+    mid_mjd: float | None
+    end_mjd: float | None
+    processed_at: datetime | None
+    stage_updated_at: datetime | None
+    cal_applied: bool | None
+    ra_deg: float | None
+    dec_deg: float | None
+    field_name: str | None
+    group_id: str | None
+    imagename: str | None
+    images: tuple[str, ...] = ()
+    cal_tables: tuple[CalTable, ...] = ()
+    primary_cal_table: CalTable | None = None
+
+
+@dataclass(frozen=True)
+class Source(Record):
+    _title_field: ClassVar[str] = "source_id"
+
+    source_id: str
+    ra_deg: float
+    dec_deg: float
+    n_measurements: int
+    first_mjd: float | None
+    last_mjd: float | None
+    mean_flux_jy: float | None
+    max_flux_jy: float | None
+    nvss_flux_mjy: float | None
+    images: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Job(Record):
+    _title_field: ClassVar[str] = "run_id"
+    _hidden: ClassVar[frozenset[str]] = frozenset({"inline_log"})
+
+    id: int | None
+    run_id: str | None
+    type: str | None
+    status: str | None
+    ms_path: str | None
+    params: Any
+    artifacts: Any
+    cal_table: str | None
+    output_image: str | None
+    created_at: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    duration: timedelta | None
+    derived: bool = False
+    inline_log: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class Stats(Record):
+    _title_field: ClassVar[str] = "ms_total"
+
+    ms_total: int
+    ms_by_stage: dict[str, int]
+    images_total: int
+    photometry_rows: int
+    unique_sources: int
+    jobs_total: int
+    jobs_by_status: dict[str, int]
+    cal_tables_total: int
+    recent_images: pd.DataFrame = field(repr=False, compare=False, default_factory=pd.DataFrame)
+
+    def title(self) -> str:
+        return "Pipeline statistics"

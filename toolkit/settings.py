@@ -1,0 +1,121 @@
+"""Settings: explicit arguments win over environment variables, which win over defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigurationError, ValidationError
+
+ENV_PRODUCTS_DB = "PIPELINE_PRODUCTS_DB"
+ENV_CAL_REGISTRY_DB = "PIPELINE_CAL_REGISTRY_DB"
+ENV_LOG_DIRS = "PIPELINE_LOG_DIRS"
+ENV_QUERY_TIMEOUT = "CONTIMG_QUERY_TIMEOUT"
+ENV_POOL_SIZE = "CONTIMG_POOL_SIZE"
+
+DEFAULT_QUERY_TIMEOUT = 30.0
+DEFAULT_POOL_SIZE = 4
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the pipeline's files are and how the toolkit talks to them.
+
+    ``origins`` records where each value came from ("argument products_db", "environment PIPELINE_PRODUCTS_DB")
+    so that an error about a value can name it.
+    """
+
+    products_db: Path | None = None
+    cal_registry_db: Path | None = None
+    log_dirs: tuple[Path, ...] = ()
+    query_timeout: float = DEFAULT_QUERY_TIMEOUT
+    pool_size: int = DEFAULT_POOL_SIZE
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not (self.query_timeout > 0):
+            raise ValidationError(f"query_timeout must be a positive number of seconds, got {self.query_timeout}")
+        if self.pool_size < 1:
+            raise ValidationError(f"pool_size must be at least 1, got {self.pool_size}")
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Resolve settings: keyword overrides, then ``env`` (default ``os.environ``), then defaults."""
+        env = os.environ if env is None else env
+        _reject_unknown(overrides)
+        values: dict[str, Any] = {}
+        origins: dict[str, str] = {}
+
+        for name, variable in _VARIABLES.items():
+            if overrides.get(name) is not None:
+                raw, origin = overrides[name], f"argument {name}"
+            elif env.get(variable):
+                raw, origin = env[variable], f"environment variable {variable}"
+            else:
+                continue
+            values[name] = _convert(name, raw, origin)
+            origins[name] = origin
+        return cls(**values, origins=origins)
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with some values replaced (their origin becomes the argument)."""
+        _reject_unknown(overrides)
+        converted = {k: _convert(k, v, f"argument {k}") for k, v in overrides.items() if v is not None}
+        origins = {**self.origins, **{k: f"argument {k}" for k in converted}}
+        return replace(self, **converted, origins=origins)
+
+    def origin(self, name: str) -> str:
+        return self.origins.get(name, f"setting {name}")
+
+    def require_products_db(self) -> Path:
+        if self.products_db is None:
+            raise ConfigurationError(
+                f"no products database configured: pass products_db=... or set {ENV_PRODUCTS_DB} "
+                "(run `python -m toolkit.demo DIR` to build a demo site)"
+            )
+        return self.products_db
+
+
+def _path(value: str | os.PathLike[str]) -> Path:
+    text = os.fspath(value)
+    if not text.strip():
+        raise ValueError("empty path")
+    return Path(text).expanduser()
+
+
+def _paths(value: str | os.PathLike[str] | tuple[Any, ...] | list[Any]) -> tuple[Path, ...]:
+    items = value.split(os.pathsep) if isinstance(value, str) else [value] if isinstance(value, os.PathLike) else value
+    return tuple(_path(item) for item in items if os.fspath(item).strip())
+
+
+def _reject_unknown(overrides: Mapping[str, Any]) -> None:
+    unknown = set(overrides) - set(_VARIABLES)
+    if unknown:
+        raise ValidationError(f"unknown setting(s) {sorted(unknown)}; known: {sorted(_VARIABLES)}")
+
+
+def _convert(name: str, raw: Any, origin: str) -> Any:
+    try:
+        return _CONVERTERS[name](raw)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"{origin}: cannot use {raw!r}: {exc}") from exc
+
+
+_VARIABLES: dict[str, str] = {
+    "products_db": ENV_PRODUCTS_DB,
+    "cal_registry_db": ENV_CAL_REGISTRY_DB,
+    "log_dirs": ENV_LOG_DIRS,
+    "query_timeout": ENV_QUERY_TIMEOUT,
+    "pool_size": ENV_POOL_SIZE,
+}
+
+_CONVERTERS: dict[str, Any] = {
+    "products_db": _path,
+    "cal_registry_db": _path,
+    "log_dirs": _paths,
+    "query_timeout": float,
+    "pool_size": int,
+}
