@@ -1,7 +1,9 @@
-"""Shaping rows and Arrow tables into DataFrames with the toolkit's dtypes (pure functions, no I/O).
+"""Shaping query results into DataFrames with the toolkit's dtypes (pure functions, no I/O).
 
-Every frame the toolkit returns goes through :func:`shape`, so a column has the same dtype whichever path
-(Arrow or records) and whichever database produced it.
+Every frame the toolkit returns is built here, so a column has the same dtype whichever path (Arrow or
+rows) and whichever database produced it. The conversions run in Arrow, column by column: Arrow compute
+releases the GIL, and converting one column at a time keeps each GIL hold to a few milliseconds, so a
+worker thread shaping a million rows does not stall the event loop.
 """
 
 from __future__ import annotations
@@ -11,11 +13,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .schema import Kind
 
 # Microseconds: what a Python datetime holds, so records convert without loss.
 TIME_DTYPE = "datetime64[us, UTC]"
+_ARROW_TIME = pa.timestamp("us", tz="UTC")
 _DTYPES: dict[Kind, Any] = {
     "int": "Int64",
     "real": "float64",
@@ -24,12 +29,126 @@ _DTYPES: dict[Kind, Any] = {
     "bool": "boolean",
     "time": TIME_DTYPE,
 }
+_INT64 = pd.Int64Dtype()
+_BOOLEAN = pd.BooleanDtype()
+_STR = pd.api.types.pandas_dtype("str")
+_TIME = pd.api.types.pandas_dtype(TIME_DTYPE)
+_NULLABLE = {pa.int64(): _INT64, pa.bool_(): _BOOLEAN}
+_ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
+# Above this many rows a frame is converted column by column, so no single GIL hold stalls the event loop.
+SMALL_TABLE_ROWS = 20_000
 
 
 def dtype_for(kind: Kind) -> Any:
     return _DTYPES[kind]
 
 
+# ------------------------------------------------------------------------------------------ Arrow path
+def _is_number(t: pa.DataType) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t))
+
+
+def _arrow_cast(col: Any, kind: Kind) -> Any:
+    """Cast one Arrow column to the kind's Arrow type; raises an Arrow error where pandas must decide."""
+    t = col.type
+    if kind == "time":
+        if pa.types.is_timestamp(t):
+            return col.cast(_ARROW_TIME)
+        if not _is_number(t):
+            raise pa.ArrowInvalid("not numeric")
+        micros = pc.round(pc.multiply(col.cast(pa.float64()), 1e6))
+        return micros.cast(pa.int64(), safe=False).cast(_ARROW_TIME)
+    if kind == "real":
+        return col.cast(pa.float64())
+    if kind == "int":
+        if not (pa.types.is_integer(t) or pa.types.is_null(t)):
+            raise pa.ArrowInvalid("not integer")
+        return col.cast(pa.int64())
+    if kind == "bool":
+        if not (_is_number(t) or pa.types.is_boolean(t)):
+            raise pa.ArrowInvalid("not numeric")
+        return pc.not_equal(col.cast(pa.int64()), 0)
+    # pandas' "str" dtype stores large_string: casting here (GIL released) makes to_pandas zero-copy,
+    # where converting a plain string column holds the GIL ~100 ms per million rows.
+    return col.cast(pa.large_string())
+
+
+def arrow_column(col: Any, kind: Kind | None) -> pd.Series:
+    if kind is None:
+        if pa.types.is_string(col.type):
+            col = col.cast(pa.large_string())
+        return col.to_pandas()
+    try:
+        converted = _arrow_cast(col, kind)
+    except _ARROW_ERRORS:
+        return convert(col.to_pandas(), kind)
+    if kind in ("int", "bool"):
+        return converted.to_pandas(types_mapper=_NULLABLE.get)
+    # No types_mapper here: given one, pyarrow converts strings through Python objects (slow, GIL held).
+    return converted.to_pandas()
+
+
+def _cast_or_none(col: Any, kind: Kind | None) -> Any:
+    if kind is None:
+        return col.cast(pa.large_string()) if pa.types.is_string(col.type) else col
+    try:
+        return _arrow_cast(col, kind)
+    except _ARROW_ERRORS:
+        return None
+
+
+def arrow_to_frame(table: pa.Table, kinds: Mapping[str, Kind]) -> pd.DataFrame:
+    """An Arrow table -> a shaped frame.
+
+    Large tables go column by column (each GIL hold stays short; no block consolidation, no copies); small
+    ones in one ``to_pandas`` call, where per-column pandas overhead would dominate.
+    """
+    names = table.column_names
+    if len(set(names)) != len(names):
+        return shape(table.to_pandas(), kinds)
+    if table.num_rows > SMALL_TABLE_ROWS:
+        data = {name: arrow_column(table.column(name), kinds.get(name)) for name in names}
+        return pd.DataFrame(data, copy=False)
+    casted = [_cast_or_none(table.column(name), kinds.get(name)) for name in names]
+    if any(c is None for c in casted):
+        return shape(table.to_pandas(), kinds)
+    frame = pa.Table.from_arrays(casted, names=names).to_pandas(types_mapper=_NULLABLE.get)
+    return frame
+
+
+def _array_from_values(values: Sequence[Any], kind: Kind | None) -> Any:
+    """A column of Python values -> the kind's array, or raise TypeError/ValueError for pandas to sort out."""
+    if kind == "real":
+        return np.array(values, dtype="float64")  # None -> NaN; a string raises
+    if kind == "time":
+        seconds = np.array(values, dtype="float64")
+        return pd.to_datetime(seconds, unit="s", utc=True).astype(_TIME).array
+    if kind == "int":
+        return pd.array(values, dtype=_INT64)  # a string or a fraction raises
+    if kind == "bool":
+        return pd.array([None if v is None else bool(v) for v in values], dtype=_BOOLEAN)
+    if kind in ("text", "json"):
+        return pd.array(values, dtype=_STR)
+    return pd.array(values) if values else pd.array([], dtype=object)
+
+
+def from_rows(rows: Sequence[Sequence[Any]], columns: Sequence[str], kinds: Mapping[str, Kind]) -> pd.DataFrame:
+    """Rows (tuples) from a DB-API cursor -> a shaped frame; an empty result keeps its columns and dtypes.
+
+    For the small results this path serves, building each array straight from the Python values beats a
+    detour through Arrow (pandas' per-column overhead dominates there).
+    """
+    if len(set(columns)) == len(columns):
+        values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
+        try:
+            data = {name: _array_from_values(col, kinds.get(name)) for name, col in zip(columns, values, strict=True)}
+            return pd.DataFrame(data, copy=False)
+        except (TypeError, ValueError, OverflowError):
+            pass  # a column of mixed types (a string among numbers): pandas coerces what it can
+    return shape(pd.DataFrame.from_records(list(rows), columns=list(columns)), kinds)
+
+
+# ----------------------------------------------------------------------------------------- pandas path
 def _numeric(series: pd.Series) -> pd.Series:
     # Real databases hold the odd string in a numeric column; such a value becomes NA rather than
     # turning the whole column into objects.
@@ -38,17 +157,13 @@ def _numeric(series: pd.Series) -> pd.Series:
     return series
 
 
-def unix_to_utc(series: pd.Series) -> pd.Series:
-    """Unix seconds (float or int) -> timezone-aware UTC datetimes; NA stays NaT."""
-    if str(series.dtype) == TIME_DTYPE:
-        return series
-    values = _numeric(series).astype("float64")
-    return pd.to_datetime(values, unit="s", utc=True).astype(TIME_DTYPE)
-
-
 def convert(series: pd.Series, kind: Kind) -> pd.Series:
+    """One pandas column -> the kind's dtype (the slow, forgiving path for columns Arrow cannot cast)."""
     if kind == "time":
-        return unix_to_utc(series)
+        if str(series.dtype) == TIME_DTYPE:
+            return series
+        values = _numeric(series).astype("float64")
+        return pd.to_datetime(values, unit="s", utc=True).astype(TIME_DTYPE)
     if kind == "real":
         return _numeric(series).astype("float64")
     if kind == "int":
@@ -63,21 +178,13 @@ def convert(series: pd.Series, kind: Kind) -> pd.Series:
 
 
 def shape(frame: pd.DataFrame, kinds: Mapping[str, Kind]) -> pd.DataFrame:
-    """Give each known column its dtype; unknown columns pass through unchanged."""
-    for name in frame.columns:
+    """Give each known column of a pandas frame its dtype; unknown columns pass through unchanged."""
+    for position, name in enumerate(frame.columns):
         kind = kinds.get(name)
-        if kind is not None and frame[name].dtype != dtype_for(kind):
-            frame[name] = convert(frame[name], kind)
+        column = frame.iloc[:, position]
+        if kind is not None and column.dtype != dtype_for(kind):
+            frame.isetitem(position, convert(column, kind))
     return frame
-
-
-def from_rows(rows: Sequence[Sequence[Any]], columns: Sequence[str], kinds: Mapping[str, Kind]) -> pd.DataFrame:
-    """Rows (tuples) from a DB-API cursor -> a shaped frame; an empty result keeps its columns and dtypes."""
-    if rows:
-        frame = pd.DataFrame.from_records(list(rows), columns=list(columns))
-    else:
-        frame = pd.DataFrame({name: pd.Series([], dtype="object") for name in columns})
-    return shape(frame, kinds)
 
 
 def time_kinds_by_name(columns: Sequence[str]) -> dict[str, Kind]:
@@ -85,6 +192,7 @@ def time_kinds_by_name(columns: Sequence[str]) -> dict[str, Kind]:
     return {name: "time" for name in columns if name.endswith("_at") or name == "timestamp"}
 
 
+# ------------------------------------------------------------------------------------------- records
 def plain(value: Any) -> Any:
     """A pandas/numpy scalar -> a plain Python value (NA -> None, Timestamp -> datetime)."""
     if value is None or value is pd.NA or value is pd.NaT:

@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+import adbc_driver_sqlite as adbc_sqlite
 import adbc_driver_sqlite.dbapi as adbc
 import aiosqlite
 import pandas as pd
@@ -41,6 +42,7 @@ from ..schema import Kind
 from .base import Catalog, Params, PostProcess
 
 T = TypeVar("T")
+_BATCH_ROWS = "65536"
 
 _CATALOG_SQL = (
     "SELECT m.name, p.name FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p "
@@ -309,6 +311,8 @@ class SQLiteBackend:
         try:
             cursor = conn.cursor()
             try:
+                # Fewer, larger batches: less per-chunk overhead, and ADBC infers column types from more rows.
+                cursor.adbc_statement.set_options(**{adbc_sqlite.StatementOptions.BATCH_ROWS.value: _BATCH_ROWS})
                 cursor.execute(sql, params or None)
                 table = cursor.fetch_arrow_table()
             finally:
@@ -322,9 +326,7 @@ class SQLiteBackend:
                 self._discard_adbc(conn)
             else:
                 self._adbc_idle.put(conn)
-        frame = table.to_pandas(split_blocks=True, self_destruct=True)
-        del table
-        frame = frames.shape(frame, kinds)
+        frame = frames.arrow_to_frame(table, kinds)
         return frame if post is None else post(frame)
 
     def _discard_adbc(self, conn: Any) -> None:
