@@ -33,7 +33,9 @@ _INT64 = pd.Int64Dtype()
 _BOOLEAN = pd.BooleanDtype()
 _STR = pd.api.types.pandas_dtype("str")
 _TIME = pd.api.types.pandas_dtype(TIME_DTYPE)
-_NULLABLE = {pa.int64(): _INT64, pa.bool_(): _BOOLEAN}
+# Strings are mapped explicitly: with a types_mapper that returns None for them, pyarrow would build them
+# through Python objects (slow, GIL held); mapped, pandas wraps the Arrow buffers without a copy.
+_PANDAS_TYPES = {pa.int64(): _INT64, pa.bool_(): _BOOLEAN, pa.large_string(): _STR, pa.string(): _STR}
 _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError)
 # Above this many rows a frame is converted column by column, so no single GIL hold stalls the event loop.
 SMALL_TABLE_ROWS = 20_000
@@ -82,10 +84,7 @@ def arrow_column(col: Any, kind: Kind | None) -> pd.Series:
         converted = _arrow_cast(col, kind)
     except _ARROW_ERRORS:
         return convert(col.to_pandas(), kind)
-    if kind in ("int", "bool"):
-        return converted.to_pandas(types_mapper=_NULLABLE.get)
-    # No types_mapper here: given one, pyarrow converts strings through Python objects (slow, GIL held).
-    return converted.to_pandas()
+    return converted.to_pandas(types_mapper=_PANDAS_TYPES.get)
 
 
 def _cast_or_none(col: Any, kind: Kind | None) -> Any:
@@ -112,7 +111,7 @@ def arrow_to_frame(table: pa.Table, kinds: Mapping[str, Kind]) -> pd.DataFrame:
     casted = [_cast_or_none(table.column(name), kinds.get(name)) for name in names]
     if any(c is None for c in casted):
         return shape(table.to_pandas(), kinds)
-    frame = pa.Table.from_arrays(casted, names=names).to_pandas(types_mapper=_NULLABLE.get)
+    frame: pd.DataFrame = pa.Table.from_arrays(casted, names=names).to_pandas(types_mapper=_PANDAS_TYPES.get)
     return frame
 
 

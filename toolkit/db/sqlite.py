@@ -43,6 +43,8 @@ from .base import Catalog, Params, PostProcess
 
 T = TypeVar("T")
 _BATCH_ROWS = "65536"
+# Pages kept per connection (negative: KiB). SQLite's 2 MiB default re-reads the indexes of a 10k-row join.
+_CACHE_SIZE = -32768
 
 _CATALOG_SQL = (
     "SELECT m.name, p.name FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p "
@@ -113,7 +115,8 @@ class SQLiteBackend:
         self._idle: list[aiosqlite.Connection] = []
         self._all: list[aiosqlite.Connection] = []
         self._slots = asyncio.Semaphore(pool_size)
-        self._adbc_idle: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # LIFO: the connection used last has the warmest page cache.
+        self._adbc_idle: queue.LifoQueue[Any] = queue.LifoQueue()
         self._adbc_lock = threading.Lock()
         self._adbc_all: list[Any] = []
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix=f"contimg-{label}")
@@ -189,6 +192,7 @@ class SQLiteBackend:
             return self._idle.pop()
         try:
             conn = await aiosqlite.connect(self._uri, uri=True, timeout=self.timeout, isolation_level=None)
+            await conn.execute(f"PRAGMA cache_size = {_CACHE_SIZE}")
             await conn.set_authorizer(_read_only_authorizer)
         except sqlite3.Error as exc:
             self._slots.release()
@@ -289,10 +293,13 @@ class SQLiteBackend:
             return self._adbc_idle.get_nowait()
         except queue.Empty:
             pass
-        conn = adbc.connect(self._uri)
+        # autocommit: without it the DB-API layer keeps a read transaction open, so the connection would read
+        # one frozen snapshot forever and block the pipeline's WAL checkpoints (its WAL would grow unbounded).
+        conn = adbc.connect(self._uri, autocommit=True)
         cursor = conn.cursor()
         try:
             cursor.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            cursor.execute(f"PRAGMA cache_size = {_CACHE_SIZE}")
         finally:
             cursor.close()
         with self._adbc_lock:
@@ -372,7 +379,7 @@ def _brief(sql: str) -> str:
 def _translate(exc: BaseException, label: str, sql: str) -> Exception:
     message = str(exc)
     lowered = message.lower()
-    if "readonly" in lowered or "read-only" in lowered or "not authorized" in lowered:
+    if "readonly" in lowered or "read-only" in lowered or "authoriz" in lowered:
         return ReadOnlyError(
             f"{label} is opened read-only; the toolkit never writes to the pipeline's databases "
             f"({message}): {_brief(sql)}"

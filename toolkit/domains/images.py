@@ -20,18 +20,22 @@ KINDS: dict[str, Kind] = {**kinds("images"), "qa_grade": "text", "run_id": "text
 
 
 def latest_run_id_sql(catalog: Catalog, ms_path_column: str) -> str:
-    """The run id of the newest job of an MS, or NULL where jobs carry none."""
+    """The run id of the newest job of an MS, or NULL where jobs carry none.
+
+    "Newest" is the highest id (jobs are inserted as they are created): an index on ``jobs(ms_path)`` holds
+    ids in order, so this needs no sort per row, where ``ORDER BY created_at`` built one for every image.
+    """
     if "run_id" not in catalog.columns("jobs"):
         return "NULL"
     return (
         f"(SELECT j.run_id FROM jobs AS j WHERE j.ms_path = {ms_path_column} AND j.run_id IS NOT NULL "
-        "ORDER BY j.created_at DESC, j.id DESC LIMIT 1)"
+        "ORDER BY j.id DESC LIMIT 1)"
     )
 
 
 def fill_run_ids(frame: pd.DataFrame, ms_path_column: str = "ms_path") -> pd.DataFrame:
     """Where the jobs table gave no run id, derive the pipeline's one from the MS name."""
-    missing = frame["run_id"].isna()
+    missing = frame["run_id"].isna() & frame[ms_path_column].notna()
     if missing.any():
         frame.loc[missing, "run_id"] = runids.run_ids_for_ms(frame.loc[missing, ms_path_column])
     return frame

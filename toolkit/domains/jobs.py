@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 import pandas as pd
@@ -18,7 +17,7 @@ from .filters import explain_empty
 from .images import fill_run_ids
 from .query import Select, column_or_null, select_columns
 
-KINDS: dict[str, Kind] = {**kinds("jobs"), "duration_s": "real", "derived": "bool", "output_image": "text"}
+KINDS: dict[str, Kind] = {**kinds("jobs"), "derived": "bool", "output_image": "text"}
 JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
 # Without a jobs table the pipeline shows one job per MS, its state taken from the MS.
@@ -47,10 +46,7 @@ def job_source(catalog: Catalog) -> str:
 def job_select(catalog: Catalog) -> tuple[list[str], str, bool]:
     """Select list, FROM clause, and whether jobs are derived from ``ms_index``."""
     output_image = "(SELECT i.path FROM images AS i WHERE i.ms_path = j.ms_path ORDER BY i.id LIMIT 1)"
-    extra = [
-        "(j.finished_at - j.started_at) AS duration_s",
-        f"{output_image} AS output_image",
-    ]
+    extra = [f"{output_image} AS output_image"]
     if catalog.has_table("jobs"):
         return [*select_columns(catalog, "jobs", "j"), "0 AS derived", *extra], job_source(catalog), False
     return [*(f"j.{n} AS {n}" for n in kinds("jobs")), "1 AS derived", *extra], job_source(catalog), True
@@ -105,14 +101,16 @@ def get_query(catalog: Catalog, run_id_or_id: int | str) -> tuple[str, list[Any]
 
 
 def add_job_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    return fill_run_ids(frame)
+    frame = fill_run_ids(frame)
+    frame["duration_s"] = (frame["finished_at"] - frame["started_at"]).dt.total_seconds()
+    return frame
 
 
 def job_from_row(row: dict[str, Any]) -> Job:
     params = parse_json(row["params"])
     artifacts = parse_json(row["artifacts"])
     cal_table = params.get("cal_table") if isinstance(params, dict) else None
-    duration = row["duration_s"]
+    started, finished = row["started_at"], row["finished_at"]
     output = row["output_image"]
     if isinstance(artifacts, dict) and artifacts.get("images"):
         output = artifacts["images"][0]
@@ -127,9 +125,9 @@ def job_from_row(row: dict[str, Any]) -> Job:
         cal_table=cal_table,
         output_image=output,
         created_at=row["created_at"],
-        started_at=row["started_at"],
-        finished_at=row["finished_at"],
-        duration=None if duration is None else timedelta(seconds=duration),
+        started_at=started,
+        finished_at=finished,
+        duration=finished - started if started is not None and finished is not None else None,
         derived=bool(row["derived"]),
         inline_log=row["logs"],
     )

@@ -1,0 +1,20 @@
+"""``python -m benchmarks``: every benchmark suite on the cached scaled demo site; exit 1 if a goal is missed."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+
+from . import core
+from .harness import scaled_site
+
+
+def main() -> int:
+    site = scaled_site()
+    ok = asyncio.run(core.run(site))
+    print("\nall goals met" if ok else "\nSOME GOALS MISSED")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
