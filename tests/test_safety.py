@@ -228,15 +228,3 @@ def pd_isna(value: Any) -> bool:
     return bool(pd.isna(value))
 
 
-
-async def test_idle_pooled_connections_do_not_block_wal_checkpoints(tmp_path: Path) -> None:
-    """An open read transaction would pin the WAL: the pipeline could never checkpoint and it would grow."""
-    site = build_demo_site(tmp_path)
-    async with AsyncClient(**site.settings_kwargs()) as client:
-        await asyncio.gather(client.sources.measurements(), client.images.list(), client.jobs.get(1))
-        with closing(sqlite3.connect(site.products_db)) as writer:
-            with writer:
-                writer.execute("INSERT INTO images (path, type, created_at) VALUES ('/new.fits', 'image', 1.0)")
-            busy, _, _ = writer.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        assert busy == 0, "a pooled connection is holding a read transaction open"
-        assert (await client.images.get("/new.fits")).type == "image"

@@ -293,8 +293,8 @@ class SQLiteBackend:
             return self._adbc_idle.get_nowait()
         except queue.Empty:
             pass
-        # autocommit: without it the DB-API layer keeps a read transaction open, so the connection would read
-        # one frozen snapshot forever and block the pipeline's WAL checkpoints (its WAL would grow unbounded).
+        # autocommit: without it the DB-API layer keeps a transaction open and a pooled connection goes on
+        # reading an old snapshot while the pipeline writes (test_reads_succeed_while_another_process_writes).
         conn = adbc.connect(self._uri, autocommit=True)
         cursor = conn.cursor()
         try:
