@@ -31,7 +31,11 @@ async def _pipeline_images_n_plus_1(uri: str) -> pd.DataFrame:
             )
             stage = stage_rows[0][0] if stage_rows else None
             record["qa_grade"] = (
-                "good" if stage in ("imaged", "mosaicked", "cataloged") else "warn" if stage == "calibrated" else "fail"
+                "good"
+                if stage in ("imaged", "mosaicked", "cataloged")
+                else "warn"
+                if stage == "calibrated"
+                else "fail"
             )
             out.append(record)
         return pd.DataFrame(out)
@@ -42,7 +46,7 @@ async def run(site: DemoSite) -> bool:
     results: list[Result] = []
     async with AsyncClient(**site.settings_kwargs()) as client:
         db = await client._connections.products()
-        sql, params = measurements_query(db, source_ids=None, start_mjd=None, end_mjd=None, columns=None)
+        sql, _ = measurements_query(db, source_ids=None, start_mjd=None, end_mjd=None, columns=None)
 
         # 1. The bulk photometry frame, three ways, interleaved so drift hits all equally.
         adbc_conn = adbc.connect(uri)

@@ -44,7 +44,13 @@ def scalar(path: Any, sql: str, *params: Any) -> Any:
 def stage_grade(stage: str | None) -> str | None:
     if stage is None:
         return None
-    return "good" if stage in ("imaged", "mosaicked", "cataloged") else "warn" if stage == "calibrated" else "fail"
+    return (
+        "good"
+        if stage in ("imaged", "mosaicked", "cataloged")
+        else "warn"
+        if stage == "calibrated"
+        else "fail"
+    )
 
 
 # ------------------------------------------------------------------------------------------------ images
@@ -97,7 +103,9 @@ async def test_images_filters(client: AsyncClient) -> None:
     since = await client.images.list(since=cut.isoformat())
     until = await client.images.list(until=cut.to_pydatetime())
     assert (since["created_at"] >= cut).all() and (until["created_at"] <= cut).all()
-    assert len(since) + len(until) == len(await client.images.list()) + int((since["created_at"] == cut).sum())
+    assert len(since) + len(until) == len(await client.images.list()) + int(
+        (since["created_at"] == cut).sum()
+    )
     page1 = await client.images.list(limit=7)
     page2 = await client.images.list(limit=7, offset=7)
     assert len(page1) == len(page2) == 7
@@ -105,7 +113,7 @@ async def test_images_filters(client: AsyncClient) -> None:
 
 
 async def test_images_unknown_type_names_the_known_ones(client: AsyncClient) -> None:
-    with pytest.raises(ValidationError, match="'pbcorr'.*pbcor"):
+    with pytest.raises(ValidationError, match=r"'pbcorr'.*pbcor"):
         await client.images.list(type="pbcorr")
 
 
@@ -114,7 +122,11 @@ async def test_images_get_by_id_and_path(client: AsyncClient) -> None:
     first = frame.iloc[0]
     image = await client.images.get(int(first["id"]))
     assert isinstance(image, Image)
-    assert image.path == first["path"] and image.qa_grade == first["qa_grade"] and image.run_id == first["run_id"]
+    assert (
+        image.path == first["path"]
+        and image.qa_grade == first["qa_grade"]
+        and image.run_id == first["run_id"]
+    )
     assert image == await client.images.get(str(first["path"]))
     assert image.created_at is not None and image.created_at.tzinfo is not None
     with pytest.raises(RecordNotFoundError) as info:
@@ -130,9 +142,13 @@ async def test_ms_list_filters_by_stage_and_status(client: AsyncClient) -> None:
     calibrated = await client.ms.list(stage="calibrated")
     assert len(calibrated) == scalar(db, "SELECT COUNT(*) FROM ms_index WHERE stage = 'calibrated'") > 0
     assert set(calibrated["qa_grade"]) == {"warn"}
-    stuck_before_imaging = await client.ms.list(stage=["ingested", "converted", "calibrated"], status="in_progress")
+    stuck_before_imaging = await client.ms.list(
+        stage=["ingested", "converted", "calibrated"], status="in_progress"
+    )
     assert set(stuck_before_imaging["status"]) == {"in_progress"}
-    assert list(stuck_before_imaging.columns)[: len(column_names("ms_index"))] == list(column_names("ms_index"))
+    assert list(stuck_before_imaging.columns)[: len(column_names("ms_index"))] == list(
+        column_names("ms_index")
+    )
     with pytest.raises(ValidationError, match="stage"):
         await client.ms.list(stage="imagined")
     assert (await client.ms.list(stage="ingested", status="completed")).empty  # a valid, empty answer
@@ -196,7 +212,9 @@ async def test_sources_list_and_get(client: AsyncClient) -> None:
     source = await client.sources.get(sid)
     assert isinstance(source, Source)
     assert source.n_measurements == n
-    assert len(source.images) == scalar(db, "SELECT COUNT(DISTINCT image_path) FROM photometry WHERE source_id = ?", sid)
+    assert len(source.images) == scalar(
+        db, "SELECT COUNT(DISTINCT image_path) FROM photometry WHERE source_id = ?", sid
+    )
     assert source.max_flux_jy == pytest.approx(float(frame["max_flux_jy"].iloc[3]))
     with pytest.raises(RecordNotFoundError):
         await client.sources.get("J999999+999999")
@@ -371,6 +389,8 @@ async def test_sql_escape_hatch(client: AsyncClient) -> None:
         (lambda c: c.sql(""), "query"),
     ],
 )
-async def test_bad_arguments_raise_validation_errors(newer_client: AsyncClient, call: Any, message: str) -> None:
+async def test_bad_arguments_raise_validation_errors(
+    newer_client: AsyncClient, call: Any, message: str
+) -> None:
     with pytest.raises(ValidationError, match=message):
         await call(newer_client)

@@ -26,8 +26,10 @@ def to_utc_timestamp(value: TimeLike, name: str) -> pd.Timestamp:
     try:
         stamp = pd.Timestamp(value)
     except (ValueError, TypeError) as exc:
-        raise ValidationError(f"{name}: cannot read {value!r} as a date/time (use ISO-8601, e.g. '2025-10-05')") from exc
-    if stamp is pd.NaT or pd.isna(stamp):
+        raise ValidationError(
+            f"{name}: cannot read {value!r} as a date/time (use ISO-8601, e.g. '2025-10-05')"
+        ) from exc
+    if pd.isna(stamp):
         raise ValidationError(f"{name}: {value!r} is not a date/time")
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
@@ -59,7 +61,9 @@ def check_limit(limit: int | None, offset: int) -> tuple[int | None, int]:
     return limit, offset
 
 
-def check_number(value: Any, name: str, *, low: float | None = None, high: float | None = None) -> float | None:
+def check_number(
+    value: Any, name: str, *, low: float | None = None, high: float | None = None
+) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):

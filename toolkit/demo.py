@@ -114,7 +114,9 @@ def _create_table(conn: sqlite3.Connection, table: str, columns: Sequence[str]) 
     conn.execute(f"CREATE TABLE {table} ({', '.join(defs)})")
 
 
-def _insert(conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+def _insert(
+    conn: sqlite3.Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+) -> None:
     marks = ", ".join("?" for _ in columns)
     conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
 
@@ -334,7 +336,9 @@ class _Builder:
         t_rows = src == TRANSIENT_SOURCE_INDEX
         base[TRANSIENT_SOURCE_INDEX] = 0.05
         onset = int(ne * 0.6)
-        true[t_rows] = np.where(epoch[t_rows] >= onset, 0.05 * np.exp(-(epoch[t_rows] - onset) / (ne / 5)), 0.0)
+        true[t_rows] = np.where(
+            epoch[t_rows] >= onset, 0.05 * np.exp(-(epoch[t_rows] - onset) / (ne / 5)), 0.0
+        )
 
         err = np.sqrt((0.03 * true) ** 2 + 0.0012**2)
         flux = true + rng.normal(0, 1, src.size) * err
@@ -473,7 +477,9 @@ class _Builder:
         k = [json.dumps({"delay_rms_ns": round(float(v), 3)}) for v in rng.lognormal(np.log(1.5), 0.4, n)]
         bp = [
             json.dumps({"amp_rms": round(float(a), 4), "phase_rms_deg": round(float(p), 2)})
-            for a, p in zip(rng.lognormal(np.log(0.03), 0.4, n), rng.lognormal(np.log(4), 0.4, n), strict=True)
+            for a, p in zip(
+                rng.lognormal(np.log(0.03), 0.4, n), rng.lognormal(np.log(4), 0.4, n), strict=True
+            )
         ]
         g = [json.dumps({"amp_scatter": round(float(a), 4)}) for a in rng.lognormal(np.log(0.05), 0.4, n)]
         if n:
@@ -529,10 +535,12 @@ class _Builder:
         rng = self.rng
         ms = self.ms
         first, last = ms["start_mjd"][0], ms["end_mjd"][-1]
-        # One set a day whose windows tile the whole span; the two newest are active, older ones retired,
+        # One set a day whose windows tile the whole span; the newest is active, older ones retired,
         # plus a failed re-solve that overlaps day 1 (it must never be applied).
         n_days = max(2, math.ceil(last - first + 0.25))
-        plans = [(first - 0.25 + d, "active" if d >= n_days - 2 else "retired", "3C286") for d in range(n_days)]
+        plans = [
+            (first - 0.25 + d, "active" if d == n_days - 1 else "retired", "3C286") for d in range(n_days)
+        ]
         plans.append((first + 0.75, "failed", "3C48"))
         data: dict[str, list[Any]] = {name: [] for name, _ in CALTABLES}
         row_id = 1
@@ -618,7 +626,10 @@ _INDEXES = (
     "CREATE INDEX idx_phot_source ON photometry(source_id, mjd)",
     "CREATE INDEX idx_phot_image ON photometry(image_path)",
 )
-_JOB_INDEXES = ("CREATE INDEX idx_jobs_ms ON jobs(ms_path)", "CREATE INDEX idx_jobs_created ON jobs(created_at)")
+_JOB_INDEXES = (
+    "CREATE INDEX idx_jobs_ms ON jobs(ms_path)",
+    "CREATE INDEX idx_jobs_created ON jobs(created_at)",
+)
 _CAL_INDEXES = (
     "CREATE INDEX idx_cal_set ON caltables(set_name)",
     "CREATE INDEX idx_cal_valid ON caltables(valid_start_mjd, valid_end_mjd)",
@@ -703,7 +714,9 @@ def build_demo_site(
                 _write_table(conn, "calibration_qa", schema, b.calibration_qa())
             for stmt in _EXTRA_TABLES + _INDEXES:
                 conn.execute(stmt)
-            conn.execute("INSERT INTO storage_locations (name, root) VALUES ('stage', '/stage/dsa110-contimg')")
+            conn.execute(
+                "INSERT INTO storage_locations (name, root) VALUES ('stage', '/stage/dsa110-contimg')"
+            )
             tick(5)
             cal = b.caltables()
             if calibration_in_products:

@@ -31,8 +31,8 @@ _DTYPES: dict[Kind, Any] = {
 }
 _INT64 = pd.Int64Dtype()
 _BOOLEAN = pd.BooleanDtype()
-_STR = pd.api.types.pandas_dtype("str")
-_TIME = pd.api.types.pandas_dtype(TIME_DTYPE)
+_STR: Any = pd.api.types.pandas_dtype("str")
+_TIME: Any = pd.api.types.pandas_dtype(TIME_DTYPE)
 # Strings are mapped explicitly: with a types_mapper that returns None for them, pyarrow would build them
 # through Python objects (slow, GIL held); mapped, pandas wraps the Arrow buffers without a copy.
 _PANDAS_TYPES = {pa.int64(): _INT64, pa.bool_(): _BOOLEAN, pa.large_string(): _STR, pa.string(): _STR}
@@ -79,12 +79,14 @@ def arrow_column(col: Any, kind: Kind | None) -> pd.Series:
     if kind is None:
         if pa.types.is_string(col.type):
             col = col.cast(pa.large_string())
-        return col.to_pandas()
+        plain_series: pd.Series = col.to_pandas()
+        return plain_series
     try:
         converted = _arrow_cast(col, kind)
     except _ARROW_ERRORS:
         return convert(col.to_pandas(), kind)
-    return converted.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    series: pd.Series = converted.to_pandas(types_mapper=_PANDAS_TYPES.get)
+    return series
 
 
 def _cast_or_none(col: Any, kind: Kind | None) -> Any:
@@ -131,7 +133,9 @@ def _array_from_values(values: Sequence[Any], kind: Kind | None) -> Any:
     return pd.array(values) if values else pd.array([], dtype=object)
 
 
-def from_rows(rows: Sequence[Sequence[Any]], columns: Sequence[str], kinds: Mapping[str, Kind]) -> pd.DataFrame:
+def from_rows(
+    rows: Sequence[Sequence[Any]], columns: Sequence[str], kinds: Mapping[str, Kind]
+) -> pd.DataFrame:
     """Rows (tuples) from a DB-API cursor -> a shaped frame; an empty result keeps its columns and dtypes.
 
     For the small results this path serves, building each array straight from the Python values beats a
@@ -140,11 +144,14 @@ def from_rows(rows: Sequence[Sequence[Any]], columns: Sequence[str], kinds: Mapp
     if len(set(columns)) == len(columns):
         values = list(zip(*rows, strict=True)) if rows else [() for _ in columns]
         try:
-            data = {name: _array_from_values(col, kinds.get(name)) for name, col in zip(columns, values, strict=True)}
+            data = {
+                name: _array_from_values(col, kinds.get(name))
+                for name, col in zip(columns, values, strict=True)
+            }
             return pd.DataFrame(data, copy=False)
         except (TypeError, ValueError, OverflowError):
             pass  # a column of mixed types (a string among numbers): pandas coerces what it can
-    return shape(pd.DataFrame.from_records(list(rows), columns=list(columns)), kinds)
+    return shape(pd.DataFrame.from_records([tuple(row) for row in rows], columns=list(columns)), kinds)
 
 
 # ----------------------------------------------------------------------------------------- pandas path
@@ -162,7 +169,8 @@ def convert(series: pd.Series, kind: Kind) -> pd.Series:
         if str(series.dtype) == TIME_DTYPE:
             return series
         values = _numeric(series).astype("float64")
-        return pd.to_datetime(values, unit="s", utc=True).astype(TIME_DTYPE)
+        times: pd.Series = pd.to_datetime(values, unit="s", utc=True).astype(_TIME)
+        return times
     if kind == "real":
         return _numeric(series).astype("float64")
     if kind == "int":
@@ -173,7 +181,8 @@ def convert(series: pd.Series, kind: Kind) -> pd.Series:
         return values.astype("Int64")
     if kind == "bool":
         return (_numeric(series).astype("Float64") != 0).astype("boolean")
-    return series.astype("str")
+    text: pd.Series = series.astype(_STR)
+    return text
 
 
 def shape(frame: pd.DataFrame, kinds: Mapping[str, Kind]) -> pd.DataFrame:
@@ -182,7 +191,8 @@ def shape(frame: pd.DataFrame, kinds: Mapping[str, Kind]) -> pd.DataFrame:
         kind = kinds.get(name)
         column = frame.iloc[:, position]
         if kind is not None and column.dtype != dtype_for(kind):
-            frame.isetitem(position, convert(column, kind))
+            converted: Any = convert(column, kind)
+            frame.isetitem(position, converted)
     return frame
 
 
@@ -207,8 +217,11 @@ def plain(value: Any) -> Any:
 
 def first_row(frame: pd.DataFrame) -> dict[str, Any]:
     """The first row of a shaped frame as plain Python values (for building records)."""
-    return {name: plain(value) for name, value in frame.iloc[0].items()}
+    return {str(name): plain(value) for name, value in frame.iloc[0].items()}
 
 
 def rows_as_dicts(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{name: plain(v) for name, v in zip(frame.columns, row, strict=True)} for row in frame.itertuples(False)]
+    return [
+        {name: plain(v) for name, v in zip(frame.columns, row, strict=True)}
+        for row in frame.itertuples(False)
+    ]

@@ -43,7 +43,7 @@ def _cell(value: Any) -> str:
     if isinstance(value, Record):
         return html.escape(value.title())
     if isinstance(value, pd.DataFrame):
-        return value.head(10)._repr_html_()  # type: ignore[operator]
+        return str(value.head(10).to_html(max_rows=10))
     if isinstance(value, tuple | list):
         if not value:
             return '<span style="color:#888">none</span>'

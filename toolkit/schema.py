@@ -197,7 +197,14 @@ OLDER: Final[dict[str, tuple[str, ...]]] = {
 }
 
 TABLE_TYPES: Final[tuple[str, ...]] = ("K", "BA", "BP", "GA", "GP", "2G", "FLUX")
-MS_STAGES: Final[tuple[str, ...]] = ("ingested", "converted", "calibrated", "imaged", "mosaicked", "cataloged")
+MS_STAGES: Final[tuple[str, ...]] = (
+    "ingested",
+    "converted",
+    "calibrated",
+    "imaged",
+    "mosaicked",
+    "cataloged",
+)
 
 
 def kinds(table: str) -> dict[str, Kind]:

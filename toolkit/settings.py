@@ -37,7 +37,9 @@ class Settings:
 
     def __post_init__(self) -> None:
         if not (self.query_timeout > 0):
-            raise ValidationError(f"query_timeout must be a positive number of seconds, got {self.query_timeout}")
+            raise ValidationError(
+                f"query_timeout must be a positive number of seconds, got {self.query_timeout}"
+            )
         if self.pool_size < 1:
             raise ValidationError(f"pool_size must be at least 1, got {self.pool_size}")
 
@@ -87,7 +89,13 @@ def _path(value: str | os.PathLike[str]) -> Path:
 
 
 def _paths(value: str | os.PathLike[str] | tuple[Any, ...] | list[Any]) -> tuple[Path, ...]:
-    items = value.split(os.pathsep) if isinstance(value, str) else [value] if isinstance(value, os.PathLike) else value
+    items = (
+        value.split(os.pathsep)
+        if isinstance(value, str)
+        else [value]
+        if isinstance(value, os.PathLike)
+        else value
+    )
     return tuple(_path(item) for item in items if os.fspath(item).strip())
 
 

@@ -31,7 +31,7 @@ class Connections:
                         s.require_products_db(),
                         label="products database",
                         origin=s.origin("products_db"),
-                        timeout=s.query_timeout,
+                        query_timeout=s.query_timeout,
                         pool_size=s.pool_size,
                         required_tables=("ms_index",),
                     )
@@ -50,7 +50,7 @@ class Connections:
                             s.cal_registry_db,
                             label="calibration registry",
                             origin=s.origin("cal_registry_db"),
-                            timeout=s.query_timeout,
+                            query_timeout=s.query_timeout,
                             pool_size=s.pool_size,
                             required_tables=("caltables",),
                         )

@@ -14,6 +14,7 @@ aiosqlite connections also carry an authorizer that refuses anything but reads, 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import queue
@@ -77,7 +78,9 @@ _ALLOWED_ACTIONS = frozenset(
 )
 
 
-def _read_only_authorizer(action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None) -> int:
+def _read_only_authorizer(
+    action: int, arg1: str | None, arg2: str | None, _db: str | None, _src: str | None
+) -> int:
     if action in _ALLOWED_ACTIONS:
         return sqlite3.SQLITE_OK
     if action == sqlite3.SQLITE_PRAGMA and (arg2 is None or (arg1 or "").lower() in _INTROSPECTION_PRAGMAS):
@@ -104,11 +107,11 @@ class _Ticket:
 class SQLiteBackend:
     """One SQLite file, read-only. Make it with :meth:`open`; close it with :meth:`aclose`."""
 
-    def __init__(self, path: Path, *, label: str, origin: str, timeout: float, pool_size: int) -> None:
+    def __init__(self, path: Path, *, label: str, origin: str, query_timeout: float, pool_size: int) -> None:
         self.path = path
         self.label = label
         self.origin = origin
-        self.timeout = timeout
+        self.timeout = query_timeout
         self.catalog = Catalog({})
         self._uri = read_only_uri(path)
         self._pool_size = pool_size
@@ -131,13 +134,13 @@ class SQLiteBackend:
         *,
         label: str,
         origin: str,
-        timeout: float,
+        query_timeout: float,
         pool_size: int,
         required_tables: Iterable[str] = (),
     ) -> SQLiteBackend:
         """Open ``path`` read-only and read its catalog; never creates a file."""
         _check_file(path, label, origin)
-        backend = cls(path, label=label, origin=origin, timeout=timeout, pool_size=pool_size)
+        backend = cls(path, label=label, origin=origin, query_timeout=query_timeout, pool_size=pool_size)
         try:
             rows = await backend.fetch_rows(_CATALOG_SQL)
         except DatabaseQueryError as exc:
@@ -165,20 +168,17 @@ class SQLiteBackend:
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
         for conn in self._all:
-            try:
+            # A connection failing to close must not keep the others open.
+            with contextlib.suppress(Exception):
                 await conn.close()
-            except Exception:  # noqa: S110 - closing a broken connection must not hide the rest
-                pass
         self._all.clear()
         self._idle.clear()
         # Workers are idle now (every future has settled), so this join is immediate.
         self._executor.shutdown(wait=True)
         with self._adbc_lock:
             for conn in self._adbc_all:
-                try:
+                with contextlib.suppress(Exception):
                     conn.close()
-                except Exception:  # noqa: S110
-                    pass
             self._adbc_all.clear()
 
     def _check_open(self) -> None:
@@ -319,7 +319,9 @@ class SQLiteBackend:
             cursor = conn.cursor()
             try:
                 # Fewer, larger batches: less per-chunk overhead, and ADBC infers column types from more rows.
-                cursor.adbc_statement.set_options(**{adbc_sqlite.StatementOptions.BATCH_ROWS.value: _BATCH_ROWS})
+                cursor.adbc_statement.set_options(
+                    **{adbc_sqlite.StatementOptions.BATCH_ROWS.value: _BATCH_ROWS}
+                )
                 cursor.execute(sql, params or None)
                 table = cursor.fetch_arrow_table()
             finally:

@@ -47,11 +47,16 @@ def applied_query(catalog: Catalog, ms_path: str, mid_mjd: float | None) -> tupl
         q.filter("c.source_ms_path = ?", ms_path)
     else:
         q.filter(
-            "(c.valid_start_mjd <= ? AND c.valid_end_mjd >= ?) OR c.source_ms_path = ?", mid_mjd, mid_mjd, ms_path
+            "(c.valid_start_mjd <= ? AND c.valid_end_mjd >= ?) OR c.source_ms_path = ?",
+            mid_mjd,
+            mid_mjd,
+            ms_path,
         )
     q.filter("c.status IS NULL OR c.status <> 'failed'")
     # Newest set first: that is the one the pipeline's apply list uses when validity windows overlap.
-    q.order_by = "CASE WHEN c.status = 'active' THEN 0 ELSE 1 END, c.created_at DESC, c.set_name, c.order_index"
+    q.order_by = (
+        "CASE WHEN c.status = 'active' THEN 0 ELSE 1 END, c.created_at DESC, c.set_name, c.order_index"
+    )
     return q.build()
 
 
@@ -99,7 +104,10 @@ class CalTables:
         )
         frame = await db.fetch_frame(sql, params, KINDS)
         if frame.empty:
-            for column, value, valid in (("table_type", table_type, TABLE_TYPES), ("status", status, CAL_STATUSES)):
+            for column, value, valid in (
+                ("table_type", table_type, TABLE_TYPES),
+                ("status", status, CAL_STATUSES),
+            ):
                 if value is not None:
                     await explain_empty(db, "caltables", column, check_choices(value, column) or [], valid)
         return frame

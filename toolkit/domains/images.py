@@ -14,7 +14,7 @@ from ..errors import RecordNotFoundError, ValidationError
 from ..records import Image
 from ..schema import Kind, kinds
 from .filters import explain_empty
-from .query import Select, column_or_null, select_columns, stage_grade
+from .query import Select, select_columns, stage_grade
 
 KINDS: dict[str, Kind] = {**kinds("images"), "qa_grade": "text", "run_id": "text"}
 
@@ -122,4 +122,3 @@ class Images:
         if frame.empty:
             raise RecordNotFoundError("image", id_or_path)
         return image_from_row(frames.first_row(frame))
-

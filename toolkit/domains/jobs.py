@@ -93,7 +93,9 @@ def get_query(catalog: Catalog, run_id_or_id: int | str) -> tuple[str, list[Any]
             clauses.append(f"{guard}j.ms_path LIKE ?")
             params.append("%/" + ms_name)
         if not clauses:
-            raise RecordNotFoundError("job", run_id, "not a stored run id and not of the form job-YYYY-MM-DD-HHMMSS")
+            raise RecordNotFoundError(
+                "job", run_id, "not a stored run id and not of the form job-YYYY-MM-DD-HHMMSS"
+            )
         q.filter(" OR ".join(clauses), *params)
     q.order_by = "j.created_at DESC, j.id DESC"
     q.limit = 1
@@ -152,7 +154,9 @@ class Jobs:
         per MS (``derived`` is true), as the pipeline shows them.
         """
         db = await self._connections.products()
-        sql, params = list_query(db.catalog, status=status, since=since, until=until, limit=limit, offset=offset)
+        sql, params = list_query(
+            db.catalog, status=status, since=since, until=until, limit=limit, offset=offset
+        )
         frame = await db.fetch_frame(sql, params, KINDS, post=add_job_columns)
         if frame.empty and status is not None and db.catalog.has_table("jobs"):
             await explain_empty(db, "jobs", "status", check_choices(status, "status") or [], JOB_STATUSES)

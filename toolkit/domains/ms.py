@@ -7,8 +7,15 @@ from typing import Any
 import pandas as pd
 
 from .. import frames
-from ..arguments import MJD_UNIX_EPOCH, SECONDS_PER_DAY, TimeLike, check_choices, check_limit, check_text
-from ..arguments import check_time_range
+from ..arguments import (
+    MJD_UNIX_EPOCH,
+    SECONDS_PER_DAY,
+    TimeLike,
+    check_choices,
+    check_limit,
+    check_text,
+    check_time_range,
+)
 from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError

@@ -58,4 +58,3 @@ async def stats(connections: Connections, recent: int = 10) -> Stats:
     sql, params = images.list_query(db.catalog, limit=recent)
     values["recent_images"] = await db.fetch_frame(sql, params, images.KINDS, post=images.fill_run_ids)
     return Stats(**values)
-

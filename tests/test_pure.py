@@ -1,0 +1,194 @@
+"""Pure functions, tested without an event loop: shaping, SQL building, run ids, arguments, records."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta, timezone
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from toolkit import frames
+from toolkit.arguments import check_limit, check_time_range, to_mjd, to_unix
+from toolkit.db.base import Catalog
+from toolkit.domains import images, jobs, sources
+from toolkit.domains.query import Select, select_columns
+from toolkit.errors import RecordNotFoundError, ValidationError
+from toolkit.records import Image, Stats, parse_json
+from toolkit.runids import ms_name_for_run_id, run_id_for_ms, run_ids_for_ms
+from toolkit.schema import OLDER, column_names
+
+KINDS: dict[str, frames.Kind] = {"i": "int", "s": "text", "r": "real", "t": "time", "b": "bool", "j": "json"}
+EXPECTED = {
+    "i": "Int64",
+    "s": "str",
+    "r": "float64",
+    "t": "datetime64[us, UTC]",
+    "b": "boolean",
+    "j": "str",
+}
+
+
+def dtypes(frame: pd.DataFrame) -> dict[str, str]:
+    return {name: str(dtype) for name, dtype in frame.dtypes.items()}
+
+
+# ---------------------------------------------------------------------------------------------- frames
+def test_rows_and_arrow_give_the_same_dtypes_and_values() -> None:
+    rows = [
+        (1, "a", 1.5, 1_700_000_000.25, 1, '{"x": 1}'),
+        (None, None, None, None, None, None),
+        (3, "c", 2, 0, 0, "[]"),
+    ]
+    from_rows = frames.from_rows(rows, list(KINDS), KINDS)
+    table = pa.table({name: pa.array([r[i] for r in rows]) for i, name in enumerate(KINDS)})
+    from_arrow = frames.arrow_to_frame(table, KINDS)
+    assert dtypes(from_rows) == dtypes(from_arrow) == EXPECTED
+    pd.testing.assert_frame_equal(from_rows, from_arrow)
+    assert from_rows["t"].iloc[0] == pd.Timestamp("2023-11-14 22:13:20.250", tz="UTC")
+    assert from_rows["b"].tolist() == [True, pd.NA, False]
+    assert from_rows["i"].isna().tolist() == [False, True, False]
+
+
+def test_large_tables_take_the_column_by_column_path_with_the_same_result() -> None:
+    n = frames.SMALL_TABLE_ROWS + 5
+    table = pa.table({"i": pa.array(range(n)), "s": pa.array(["x"] * n), "t": pa.array([1.0] * n)})
+    big = frames.arrow_to_frame(table, {"i": "int", "s": "text", "t": "time"})
+    small = frames.arrow_to_frame(table.slice(0, 10), {"i": "int", "s": "text", "t": "time"})
+    assert dtypes(big) == dtypes(small)
+    assert len(big) == n
+
+
+def test_empty_results_keep_columns_and_dtypes() -> None:
+    empty = frames.from_rows([], list(KINDS), KINDS)
+    assert list(empty.columns) == list(KINDS) and dtypes(empty) == EXPECTED
+
+
+def test_mixed_types_in_a_column_become_na_not_objects() -> None:
+    frame = frames.from_rows([(1.5,), ("n/a",), (2,)], ["r"], {"r": "real"})
+    assert frame["r"].dtype == "float64"
+    assert frame["r"].isna().tolist() == [False, True, False]
+    ints = frames.from_rows([(1,), (2.5,), ("x",)], ["i"], {"i": "int"})
+    assert ints["i"].dtype == "Int64" and ints["i"].isna().tolist() == [False, True, True]
+    table = pa.table({"t": pa.array(["2025-01-01", None])})
+    assert str(frames.arrow_to_frame(table, {"t": "time"})["t"].dtype) == "datetime64[us, UTC]"
+
+
+def test_duplicate_column_names_are_kept() -> None:
+    frame = frames.from_rows([(1, 2)], ["a", "a"], {})
+    assert list(frame.columns) == ["a", "a"]
+
+
+def test_plain_values_for_records() -> None:
+    assert frames.plain(pd.NA) is None and frames.plain(pd.NaT) is None and frames.plain(float("nan")) is None
+    stamp = frames.plain(pd.Timestamp("2025-01-01T00:00:00.5", tz="UTC"))
+    assert isinstance(stamp, datetime) and stamp.microsecond == 500_000
+    import numpy as np
+
+    assert type(frames.plain(np.int64(3))) is int
+
+
+# --------------------------------------------------------------------------------------------- SQL building
+NEWER_CATALOG = Catalog({t: frozenset(column_names(t)) for t in ("images", "ms_index", "jobs", "photometry")})
+OLDER_CATALOG = Catalog({t: frozenset(cols) for t, cols in OLDER.items() if t != "jobs"})
+
+
+def test_missing_columns_are_selected_as_null() -> None:
+    newer = select_columns(NEWER_CATALOG, "images", "i")
+    older = select_columns(OLDER_CATALOG, "images", "i")
+    assert len(newer) == len(older) == len(column_names("images"))
+    assert "i.dynamic_range AS dynamic_range" in newer
+    assert "NULL AS dynamic_range" in older and "i.noise_jy AS noise_jy" in older
+
+
+def test_filters_are_bound_never_pasted() -> None:
+    evil = "x'; DROP TABLE images; --"
+    sql, params = images.list_query(NEWER_CATALOG, type=evil, ms_path=evil, limit=5, offset=10)
+    assert evil not in sql and params.count(evil) == 2 and params[-2:] == [5, 10]
+    q = Select(["a"], "t").filter_in("a", ["x", "y"]).filter_range("b", 1, None)
+    assert q.build() == ("SELECT a FROM t WHERE (a IN (?, ?)) AND (b >= ?)", ["x", "y", 1])
+
+
+def test_jobs_are_derived_from_ms_index_without_a_jobs_table() -> None:
+    sql, _ = jobs.list_query(OLDER_CATALOG)
+    assert "FROM ms_index AS m" in sql and "1 AS derived" in sql
+    sql, _ = jobs.list_query(NEWER_CATALOG)
+    assert "FROM jobs AS j" in sql and "0 AS derived" in sql
+
+
+def test_job_lookup_by_derived_run_id_matches_the_ms_name() -> None:
+    _, params = jobs.get_query(NEWER_CATALOG, "job-2025-10-05-123000")
+    assert params[:2] == ["job-2025-10-05-123000", "%/2025-10-05T12:30:00.ms"]
+    with pytest.raises(RecordNotFoundError):
+        jobs.get_query(OLDER_CATALOG, "not-derived")
+
+
+def test_unknown_photometry_columns_are_refused() -> None:
+    with pytest.raises(ValidationError, match="bogus"):
+        sources.check_columns(["mjd", "bogus"])
+    assert sources.check_columns(["mjd", "mjd", "flux_jy"]) == ["mjd", "flux_jy"]
+
+
+# ----------------------------------------------------------------------------------------------- run ids
+def test_run_id_derivation_round_trips() -> None:
+    assert run_id_for_ms("/stage/dsa110-contimg/ms/2025-10-05T12:30:00.ms") == "job-2025-10-05-123000"
+    assert ms_name_for_run_id("job-2025-10-05-123000") == "2025-10-05T12:30:00.ms"
+    assert run_id_for_ms("/data/other.ms") is None and ms_name_for_run_id("abc") is None
+    series = run_ids_for_ms(pd.Series(["/a/2025-10-05T12:30:00.ms", "/a/odd.ms"]))
+    assert series.iloc[0] == "job-2025-10-05-123000" and pd.isna(series.iloc[1])
+
+
+@given(st.datetimes(min_value=datetime(2000, 1, 1), max_value=datetime(2099, 12, 31)))
+def test_run_id_inverse_property(moment: datetime) -> None:
+    name = moment.strftime("%Y-%m-%dT%H:%M:%S") + ".ms"
+    run_id = run_id_for_ms("/stage/ms/" + name)
+    assert run_id is not None and ms_name_for_run_id(run_id) == name
+
+
+# ------------------------------------------------------------------------------------------- arguments
+def test_times_accept_datetimes_dates_and_iso_strings() -> None:
+    assert to_unix("1970-01-02", "since") == 86400.0
+    assert to_unix(datetime(1970, 1, 2, tzinfo=UTC), "since") == 86400.0
+    assert to_unix(datetime(1970, 1, 2, 1, tzinfo=timezone(timedelta(hours=1))), "since") == 86400.0
+    assert to_unix(date(1970, 1, 2), "since") == 86400.0
+    assert to_mjd("1858-11-17", "since") == pytest.approx(0.0)
+    with pytest.raises(ValidationError, match="since"):
+        to_unix("yesterday-ish", "since")
+    with pytest.raises(ValidationError, match="before"):
+        check_time_range("2025-02-01", "2025-01-01")
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True, "10"])
+def test_limits_must_be_whole_non_negative(bad: object) -> None:
+    with pytest.raises(ValidationError):
+        check_limit(bad, 0)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError):
+        check_limit(None, bad)  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------------------------- records
+def test_records_to_dict_and_html_card() -> None:
+    image = Image(
+        id=1, path="/a<b>.fits", ms_path=None, type="image", created_at=None, qa_grade="fail", run_id=None,
+        noise_jy=0.001, beam_major_arcsec=None, beam_minor_arcsec=None, beam_pa_deg=None, dynamic_range=None,
+        pbcor=False, format=None, field_name=None, center_ra_deg=None, center_dec_deg=None, imsize_x=None,
+        imsize_y=None, cellsize_arcsec=None, freq_ghz=None, bandwidth_mhz=None, integration_sec=None,
+    )  # fmt: skip
+    card = image._repr_html_()
+    assert "/a&lt;b&gt;.fits" in card and "<b>.fits" not in card
+    assert "fail" in card and "#cf222e" in card
+    assert image.to_dict()["path"] == "/a<b>.fits"
+    json.dumps(image.to_dict())
+    with pytest.raises(AttributeError):
+        image.path = "x"  # type: ignore[misc]
+    stats = Stats(1, {"imaged": 1}, 0, 0, 0, 0, {}, 0, pd.DataFrame({"id": [1]}))
+    assert stats.to_dict()["recent_images"] == [{"id": 1}]
+
+
+def test_parse_json_keeps_broken_text() -> None:
+    assert parse_json('{"a": 1}') == {"a": 1}
+    assert parse_json(None) is None
+    assert parse_json("{broken") == "{broken"

@@ -1,0 +1,47 @@
+"""Settings: arguments > environment > defaults, with origins that errors can name."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from toolkit import Settings, ValidationError
+
+
+def test_arguments_win_over_environment() -> None:
+    env = {
+        "PIPELINE_PRODUCTS_DB": "/env/products.sqlite3",
+        "PIPELINE_LOG_DIRS": os.pathsep.join(["/a", "/b"]),
+    }
+    from_env = Settings.from_env(env)
+    assert from_env.products_db == Path("/env/products.sqlite3")
+    assert from_env.log_dirs == (Path("/a"), Path("/b"))
+    assert from_env.origin("products_db") == "environment variable PIPELINE_PRODUCTS_DB"
+    explicit = Settings.from_env(env, products_db="/arg/p.sqlite3", log_dirs=["/c"], query_timeout=2)
+    assert explicit.products_db == Path("/arg/p.sqlite3") and explicit.log_dirs == (Path("/c"),)
+    assert explicit.origin("products_db") == "argument products_db"
+    assert explicit.query_timeout == 2.0 and explicit.cal_registry_db is None
+    again = explicit.with_overrides(pool_size=2)
+    assert again.pool_size == 2 and again.products_db == explicit.products_db
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"query_timeout": 0}, "query_timeout"),
+        ({"query_timeout": "soon"}, "query_timeout"),
+        ({"pool_size": 0}, "pool_size"),
+        ({"products_db": "  "}, "products_db"),
+        ({"prodcts_db": "/x"}, "unknown setting"),
+    ],
+)
+def test_bad_settings(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        Settings.from_env({}, **overrides)
+
+
+def test_bad_environment_value_names_the_variable() -> None:
+    with pytest.raises(ValidationError, match="CONTIMG_POOL_SIZE"):
+        Settings.from_env({"CONTIMG_POOL_SIZE": "many"})
