@@ -191,16 +191,28 @@ class SQLiteBackend:
         if self._idle:
             return self._idle.pop()
         try:
-            conn = await aiosqlite.connect(self._uri, uri=True, timeout=self.timeout, isolation_level=None)
-            await conn.execute(f"PRAGMA cache_size = {_CACHE_SIZE}")
-            await conn.set_authorizer(_read_only_authorizer)
-        except sqlite3.Error as exc:
-            self._slots.release()
-            raise DatabaseConnectionError(f"{self.label} {self.path} cannot be opened: {exc}") from exc
+            conn = await self._connect()
         except BaseException:
             self._slots.release()
             raise
         self._all.append(conn)
+        return conn
+
+    async def _connect(self) -> aiosqlite.Connection:
+        try:
+            conn = await aiosqlite.connect(self._uri, uri=True, timeout=self.timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise DatabaseConnectionError(f"{self.label} {self.path} cannot be opened: {exc}") from exc
+        try:
+            await conn.execute(f"PRAGMA cache_size = {_CACHE_SIZE}")
+            await conn.set_authorizer(_read_only_authorizer)
+        except BaseException as exc:
+            # Close it, or its worker thread outlives the client (and blocks interpreter exit).
+            with contextlib.suppress(Exception):
+                await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise DatabaseConnectionError(f"{self.label} {self.path} cannot be read: {exc}") from exc
+            raise
         return conn
 
     def _release(self, conn: aiosqlite.Connection) -> None:
