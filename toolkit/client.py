@@ -13,6 +13,7 @@ from .db.connections import Connections
 from .domains.cal import CalTables
 from .domains.images import Images
 from .domains.jobs import Jobs
+from .domains.logs import Logs
 from .domains.ms import MeasurementSets
 from .domains.sources import Sources
 from .domains.stats import stats as _stats
@@ -41,6 +42,7 @@ class AsyncClient:
         self.sources = Sources(self._connections)
         self.jobs = Jobs(self._connections)
         self.cal = CalTables(self._connections)
+        self.logs = Logs(self._connections)
 
     async def open(self) -> AsyncClient:
         """Open the products database now (it opens on first use otherwise); errors surface here."""
@@ -63,6 +65,7 @@ class AsyncClient:
     async def aclose(self) -> None:
         """Close every connection and worker thread. Calls after this raise ``ClientClosedError``."""
         await self._connections.aclose()
+        self.logs.aclose()
 
     @property
     def closed(self) -> bool:

@@ -1,0 +1,338 @@
+"""Job logs: find, tail, head, follow, grep, parse and summarise ``{run_id}.log`` files (or inline logs).
+
+Files are read in large blocks in this domain's own worker threads: one crossing per call (or per poll in
+``follow``), never per line. The path-safety check lives in :func:`toolkit.logparse.locate` only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from .. import logparse
+from ..db.connections import Connections
+from ..errors import FileNotAccessibleError, RecordNotFoundError, ValidationError
+from ..records import Record
+from .jobs import get_query
+
+T = TypeVar("T")
+GREP_BLOCK = 8 * 1024 * 1024
+FOLLOW_READ = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class LogLines(Record):
+    """Lines from one end of a log, and how big the whole log is."""
+
+    run_id: str
+    source: str  # the file's path, or "inline" for a log kept in the jobs table
+    lines: list[str]
+    size: int
+
+    def title(self) -> str:
+        return f"log {self.run_id} ({len(self.lines)} lines of {self.size:,} bytes)"
+
+
+@dataclass(frozen=True)
+class LogSummary(Record):
+    run_id: str
+    source: str
+    counts: dict[str, int]
+    first_timestamp: datetime | None
+    last_timestamp: datetime | None
+    first_error: str | None
+    first_error_line: int | None
+
+    def title(self) -> str:
+        return f"log summary {self.run_id}"
+
+
+# ------------------------------------------------------------------------------------- worker functions
+def _read_end(path: Path, n: int, from_end: bool) -> tuple[list[str], int]:
+    try:
+        with open(path, "rb") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            lines = logparse.tail_lines(handle, n, size) if from_end else logparse.head_lines(handle, n)
+    except FileNotFoundError as exc:
+        raise FileNotAccessibleError(f"log {path} vanished while it was being read") from exc
+    return lines, size
+
+
+def _read_all(path: Path) -> list[str]:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError as exc:
+        raise FileNotAccessibleError(f"log {path} vanished while it was being read") from exc
+    lines, fragment = logparse._split_complete(data)
+    if fragment:
+        lines.append(fragment)
+    return [logparse._decode(line) for line in lines]
+
+
+def _grep_lines(
+    lines: list[str], regex: re.Pattern[str], context: int, max_matches: int | None
+) -> list[tuple[int, str, bool]]:
+    hits = [i for i, line in enumerate(lines) if regex.search(line)]
+    if max_matches is not None:
+        hits = hits[:max_matches]
+    return _with_context(hits, lines.__getitem__, len(lines), context)
+
+
+def _with_context(
+    hits: list[int], line_at: Callable[[int], str], total: int, context: int
+) -> list[tuple[int, str, bool]]:
+    matched = set(hits)
+    wanted: set[int] = set()
+    for i in hits:
+        wanted.update(range(max(0, i - context), min(total, i + context + 1)))
+    return [(i + 1, line_at(i), i in matched) for i in sorted(wanted)]
+
+
+def _grep_file(
+    path: Path, regex: re.Pattern[bytes], context: int, max_matches: int | None
+) -> list[tuple[int, str, bool]]:
+    """Search a file in 8 MiB blocks; only lines near a match are ever decoded."""
+    rows: dict[int, tuple[bytes, bool]] = {}  # 0-based line index -> (raw line, is a match)
+
+    def emit(index: int, raw: bytes, is_match: bool) -> None:
+        known = rows.get(index)
+        rows[index] = (raw, is_match or (known is not None and known[1]))
+
+    before: list[tuple[int, bytes]] = []  # the last `context` lines of the previous block
+    pending_after = 0
+    line_base = 0  # lines completed before this block
+    fragment = b""
+    found = 0
+    with open(path, "rb") as handle:
+        while True:
+            block = handle.read(GREP_BLOCK)
+            data = fragment + block
+            if not block:
+                if not data:
+                    break
+                data += b"\n"  # the last line, without its newline
+            cut = data.rfind(b"\n") + 1
+            chunk, fragment = data[:cut], data[cut:]
+            if not chunk:
+                continue
+            lines = chunk.split(b"\n")[:-1] if (pending_after or context) else None
+            if pending_after and lines is not None:
+                for k in range(min(pending_after, len(lines))):
+                    emit(line_base + k, lines[k], False)
+                pending_after = max(0, pending_after - len(lines))
+            counted, count_pos, last_line = 0, 0, -1
+            for match in regex.finditer(chunk):
+                start = chunk.rfind(b"\n", 0, match.start()) + 1
+                counted += chunk.count(b"\n", count_pos, start)
+                count_pos = start
+                index = counted  # line index within the chunk
+                if index == last_line:
+                    continue
+                last_line = index
+                if lines is None:
+                    lines = chunk.split(b"\n")[:-1]
+                for k in range(index - context, index + context + 1):
+                    if 0 <= k < len(lines):
+                        emit(line_base + k, lines[k], k == index)
+                for number, raw in before[max(0, len(before) + index - context) :]:
+                    emit(number, raw, False)
+                pending_after = max(pending_after, index + context + 1 - len(lines))
+                found += 1
+                if max_matches is not None and found >= max_matches:
+                    return _decoded(rows)
+            if context and lines is not None:
+                before = [
+                    (line_base + len(lines) - len(lines[-context:]) + k, raw)
+                    for k, raw in enumerate(lines[-context:])
+                ]
+            line_base += chunk.count(b"\n")
+            if not block:
+                break
+    return _decoded(rows)
+
+
+def _decoded(rows: dict[int, tuple[bytes, bool]]) -> list[tuple[int, str, bool]]:
+    return [(index + 1, logparse._decode(raw), is_match) for index, (raw, is_match) in sorted(rows.items())]
+
+
+def _poll(path: Path, position: int | None, inode: int | None) -> tuple[bytes, int, int]:
+    """New bytes since ``position``; starts over when the file was replaced (rotated) or truncated."""
+    try:
+        with open(path, "rb") as handle:
+            stat = os.fstat(handle.fileno())
+            if position is None or inode != stat.st_ino or stat.st_size < position:
+                position = 0 if position is not None else stat.st_size
+            handle.seek(position)
+            data = handle.read(FOLLOW_READ)
+    except FileNotFoundError:
+        return b"", position or 0, inode or -1
+    return data, position + len(data), stat.st_ino
+
+
+# ----------------------------------------------------------------------------------------------- domain
+class Logs:
+    def __init__(self, connections: Connections) -> None:
+        self._connections = connections
+        self._executor: ThreadPoolExecutor | None = None
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        if self._connections.closed:
+            await self._connections.products()  # raises ClientClosedError
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="contimg-logs")
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    def aclose(self) -> None:
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+            self._executor = None
+
+    async def _locate(self, run_id: str) -> Path | None:
+        return await self._run(logparse.locate, run_id, self._connections.settings.log_dirs)
+
+    async def find(self, run_id: str) -> Path | str:
+        """The log's path (first match across the log dirs), else the job's inline log text."""
+        path = await self._locate(logparse.check_run_id(run_id))
+        if path is not None:
+            return path
+        inline = await self._inline(run_id)
+        if inline is None:
+            dirs = ", ".join(str(d) for d in self._connections.settings.log_dirs) or "no log dirs configured"
+            raise RecordNotFoundError("log", run_id, f"no {run_id}.log in {dirs}, and no inline log")
+        return inline
+
+    async def _inline(self, run_id: str) -> str | None:
+        db = await self._connections.products()
+        if not db.catalog.has_table("jobs") or "logs" not in db.catalog.columns("jobs"):
+            return None
+        try:
+            sql, params = get_query(db.catalog, run_id)
+        except RecordNotFoundError:
+            return None
+        rows = await db.fetch_rows(f"SELECT j.logs FROM ({sql}) AS j", params)
+        return str(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    async def _ends(self, run_id: str, n: int, from_end: bool) -> LogLines:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise ValidationError(f"n must be a whole number >= 0, got {n!r}")
+        found = await self.find(run_id)
+        if isinstance(found, Path):
+            lines, size = await self._run(_read_end, found, n, from_end)
+            return LogLines(run_id, str(found), lines, size)
+        all_lines = logparse.text_lines(found)
+        picked = all_lines[-n:] if from_end and n else all_lines[:n]
+        return LogLines(run_id, "inline", picked, len(found.encode()))
+
+    async def tail(self, run_id: str, n: int = 100) -> LogLines:
+        """The last ``n`` complete lines; reads backwards from the end, so the cost does not grow with the file."""
+        return await self._ends(run_id, n, True)
+
+    async def head(self, run_id: str, n: int = 100) -> LogLines:
+        """The first ``n`` lines."""
+        return await self._ends(run_id, n, False)
+
+    async def _lines(self, run_id: str) -> tuple[str, list[str]]:
+        found = await self.find(run_id)
+        if isinstance(found, Path):
+            return str(found), await self._run(_read_all, found)
+        return "inline", logparse.text_lines(found)
+
+    async def grep(
+        self,
+        run_id: str,
+        pattern: str,
+        *,
+        context: int = 0,
+        ignore_case: bool = False,
+        max_matches: int | None = None,
+        regex: bool = True,
+    ) -> pd.DataFrame:
+        """Lines matching ``pattern`` (a regex, or plain text with ``regex=False``) with ``context`` lines
+        around them: columns line_number, line, match."""
+        if not isinstance(pattern, str) or not pattern:
+            raise ValidationError("pattern must be a non-empty string")
+        if isinstance(context, bool) or not isinstance(context, int) or context < 0:
+            raise ValidationError(f"context must be a whole number >= 0, got {context!r}")
+        if max_matches is not None and (not isinstance(max_matches, int) or max_matches < 1):
+            raise ValidationError(f"max_matches must be a whole number >= 1 or None, got {max_matches!r}")
+        text = pattern if regex else re.escape(pattern)
+        flags = re.IGNORECASE if ignore_case else 0
+        try:
+            compiled = re.compile(text, flags)
+            compiled_bytes = re.compile(text.encode(), flags | re.MULTILINE)
+        except re.error as exc:
+            raise ValidationError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
+        found = await self.find(run_id)
+        if isinstance(found, Path):
+            rows = await self._run(_grep_file, found, compiled_bytes, context, max_matches)
+        else:
+            rows = _grep_lines(logparse.text_lines(found), compiled, context, max_matches)
+        return pd.DataFrame(
+            {
+                "line_number": pd.array([r[0] for r in rows], dtype="Int64"),
+                "line": pd.array([r[1] for r in rows], dtype="str"),
+                "match": pd.array([r[2] for r in rows], dtype="boolean"),
+            }
+        )
+
+    async def frame(self, run_id: str) -> pd.DataFrame:
+        """Parsed records: line_number, timestamp (UTC), level, logger, message; tracebacks folded into the
+        record above them; lines in no known format kept with level NA."""
+        _, lines = await self._lines(run_id)
+        return await self._run(lambda: logparse.records_frame(logparse.parse(lines)))
+
+    async def summary(self, run_id: str) -> LogSummary:
+        """Counts per level, first and last timestamp, and the first error with its traceback."""
+        source, lines = await self._lines(run_id)
+        frame = await self._run(lambda: logparse.records_frame(logparse.parse(lines)))
+        counts = {str(k): int(v) for k, v in frame["level"].value_counts().items()}
+        errors = frame[frame["level"].isin(["ERROR", "CRITICAL"])]
+        stamps = frame["timestamp"].dropna()
+        return LogSummary(
+            run_id=run_id,
+            source=source,
+            counts=counts,
+            first_timestamp=stamps.iloc[0].to_pydatetime() if len(stamps) else None,
+            last_timestamp=stamps.iloc[-1].to_pydatetime() if len(stamps) else None,
+            first_error=str(errors["message"].iloc[0]) if len(errors) else None,
+            first_error_line=int(errors["line_number"].iloc[0]) if len(errors) else None,
+        )
+
+    async def follow(
+        self, run_id: str, *, from_end: bool = True, poll_interval: float = 0.25
+    ) -> AsyncIterator[str]:
+        """New lines as the pipeline appends them (``tail -F``): survives rotation and truncation, waits for
+        a log that does not exist yet, never yields half a line. Stop it by cancelling or ``aclose()``."""
+        logparse.check_run_id(run_id)
+        if not (poll_interval > 0):
+            raise ValidationError(f"poll_interval must be positive, got {poll_interval!r}")
+        position: int | None = None if from_end else 0
+        inode: int | None = None
+        fragment = b""
+        while True:
+            path = await self._locate(run_id)
+            if path is None:
+                position = 0  # a log that appears later is followed from its first line
+                await asyncio.sleep(poll_interval)
+                continue
+            previous = inode
+            data, position, inode = await self._run(_poll, path, position, inode)
+            if previous is not None and inode != previous:
+                fragment = b""  # a new file: the old one's unfinished line is gone
+            if data:
+                lines, fragment = logparse._split_complete(fragment + data)
+                for line in lines:
+                    yield logparse._decode(line)
+                if len(data) == FOLLOW_READ:
+                    continue  # more is waiting
+            await asyncio.sleep(poll_interval)
