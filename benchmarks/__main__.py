@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from . import core
+from . import core, logs
 from .harness import scaled_site
 
 
 def main() -> int:
     site = scaled_site()
     ok = asyncio.run(core.run(site))
+    ok = asyncio.run(logs.run(site)) and ok
     print("\nall goals met" if ok else "\nSOME GOALS MISSED")
     return 0 if ok else 1
 
