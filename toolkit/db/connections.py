@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 from ..errors import ClientClosedError, ConfigurationError
 from ..settings import ENV_CAL_REGISTRY_DB, Settings
@@ -26,14 +27,8 @@ class Connections:
             async with self._get_lock():
                 self._check_open()
                 if self._products is None:
-                    s = self.settings
-                    self._products = await SQLiteBackend.open(
-                        s.require_products_db(),
-                        label="products database",
-                        origin=s.origin("products_db"),
-                        query_timeout=s.query_timeout,
-                        pool_size=s.pool_size,
-                        required_tables=("ms_index",),
+                    self._products = await self._open(
+                        self.settings.require_products_db(), "products database", "products_db", "ms_index"
                     )
         self._check_open()
         return self._products
@@ -44,21 +39,27 @@ class Connections:
             products = await self.products()
             async with self._get_lock():
                 if not self._calibration_checked:
-                    s = self.settings
-                    if s.cal_registry_db is not None:
-                        self._calibration = await SQLiteBackend.open(
-                            s.cal_registry_db,
-                            label="calibration registry",
-                            origin=s.origin("cal_registry_db"),
-                            query_timeout=s.query_timeout,
-                            pool_size=s.pool_size,
-                            required_tables=("caltables",),
+                    registry = self.settings.cal_registry_db
+                    if registry is not None:
+                        self._calibration = await self._open(
+                            registry, "calibration registry", "cal_registry_db", "caltables"
                         )
                     elif products.catalog.has_table("caltables"):
                         self._calibration = products
                     self._calibration_checked = True
         self._check_open()
         return self._calibration
+
+    async def _open(self, path: Path, label: str, setting: str, required_table: str) -> SQLiteBackend:
+        s = self.settings
+        return await SQLiteBackend.open(
+            path,
+            label=label,
+            origin=s.origin(setting),
+            query_timeout=s.query_timeout,
+            pool_size=s.pool_size,
+            required_tables=(required_table,),
+        )
 
     async def require_calibration(self) -> SQLiteBackend:
         backend = await self.calibration()
