@@ -19,10 +19,12 @@ from .errors import (
 )
 from .records import CalTable, Image, Job, MeasurementSet, Source, Stats
 from .settings import Settings
+from .sync import Client, run
 
 __all__ = [
     "AsyncClient",
     "CalTable",
+    "Client",
     "ClientClosedError",
     "ConfigurationError",
     "DatabaseConnectionError",
@@ -41,5 +43,6 @@ __all__ = [
     "Stats",
     "ToolkitError",
     "ValidationError",
+    "run",
 ]
 __version__ = "0.1.0"
