@@ -1,0 +1,108 @@
+"""The contimg command line: output formats, exit codes, one-line errors, help on every command."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from toolkit import Client
+from toolkit.cli import main
+from toolkit.demo import DemoSite
+
+COMMANDS = [
+    ["demo"], ["stats"], ["images"], ["ms"], ["jobs"], ["sources"], ["cal"], ["logs"], ["logs", "tail"], ["logs", "grep"]
+]  # fmt: skip
+
+
+@pytest.fixture
+def site_env(site: DemoSite, monkeypatch: pytest.MonkeyPatch) -> DemoSite:
+    for name, value in site.env.items():
+        monkeypatch.setenv(name, value)
+    return site
+
+
+def run_cli(*argv: str) -> tuple[int, str]:
+    out = io.StringIO()
+    return main(list(argv), out=out), out.getvalue()
+
+
+def test_listings_in_every_format_match_the_client(site_env: DemoSite) -> None:
+    with Client(**site_env.settings_kwargs()) as client:
+        expected = client.images.list(type="pbcor", limit=5)
+        jobs_failed = client.jobs.list(status="failed", limit=100)
+    code, text = run_cli("images", "--type", "pbcor", "--limit", "5", "--format", "json")
+    assert code == 0
+    rows = json.loads(text)
+    assert [r["id"] for r in rows] == expected["id"].tolist()
+    assert rows[0]["qa_grade"] == expected["qa_grade"].iloc[0]
+    code, text = run_cli(
+        "jobs", "--status", "failed", "--limit", "100", "--format", "csv", "--columns", "run_id,status"
+    )
+    assert code == 0 and text.splitlines()[0] == "run_id,status"
+    assert len(text.splitlines()) == len(jobs_failed) + 1
+    code, text = run_cli("ms", "--stage", "calibrated", "--limit", "3", "--columns", "path,stage")
+    assert code == 0 and text.count("calibrated") == 3
+    code, text = run_cli("stats")
+    assert code == 0 and "MS total" in text and "photometry rows" in text
+    code, text = run_cli("cal", "--status", "active", "--format", "json")
+    assert code == 0 and {r["status"] for r in json.loads(text)} == {"active"}
+    code, text = run_cli("sources", "--limit", "2", "--format", "json")
+    assert code == 0 and len(json.loads(text)) == 2
+
+
+def test_logs_tail_and_grep(site_env: DemoSite) -> None:
+    log = next(p for p in sorted(site_env.log_dir.iterdir()) if "Traceback" in p.read_text())
+    run_id = log.stem
+    code, text = run_cli("logs", "tail", run_id, "-n", "3")
+    assert code == 0 and text.splitlines() == log.read_text().splitlines()[-3:]
+    code, text = run_cli("logs", "grep", run_id, "ERROR", "-C", "1")
+    assert code == 0
+    matches = [line for line in text.splitlines() if line.split(":", 1)[0].isdigit() and ":" in line]
+    assert matches and all("ERROR" in m for m in matches)
+
+
+def test_toolkit_errors_exit_1_with_one_line(site_env: DemoSite, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = run_cli("images", "--since", "not-a-date")
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "ValidationError" in err and "Traceback" not in err
+    code, _ = run_cli("images", "--columns", "id,nope")
+    assert code == 1 and "nope" in capsys.readouterr().err
+    code, _ = run_cli("logs", "tail", "../etc/passwd")
+    assert code == 1 and "InvalidPathError" in capsys.readouterr().err
+
+
+def test_demo_command_builds_a_site_and_prints_its_environment(tmp_path: Path) -> None:
+    code, text = run_cli("demo", str(tmp_path / "site"))
+    assert code == 0
+    env = dict(line.removeprefix("export ").split("=", 1) for line in text.splitlines())
+    assert Path(env["PIPELINE_PRODUCTS_DB"]).is_file() and Path(env["PIPELINE_LOG_DIRS"]).is_dir()
+
+
+def _console(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [sys.executable, "-m", "toolkit", *argv], capture_output=True, text=True, env=full_env, timeout=60
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=" ".join)
+def test_help_on_every_command(command: list[str]) -> None:
+    result = _console(*command, "--help")
+    assert result.returncode == 0 and "usage: contimg" in result.stdout
+
+
+def test_exit_codes_from_a_real_process(tmp_path: Path) -> None:
+    assert _console("no-such-command").returncode == 2
+    assert _console("images", "--limit", "many").returncode == 2
+    missing = _console("stats", env={"PIPELINE_PRODUCTS_DB": str(tmp_path / "nope.sqlite3")})
+    assert missing.returncode == 1
+    assert "DatabaseConnectionError" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "nope.sqlite3").exists()
+    debug = _console("--debug", "stats", env={"PIPELINE_PRODUCTS_DB": str(tmp_path / "nope.sqlite3")})
+    assert debug.returncode == 1 and "Traceback" in debug.stderr

@@ -1,0 +1,200 @@
+"""``contimg``: the command line. Thin: parse, call the blocking client, format.
+
+Exit codes: 0 success, 1 a toolkit error (one line on stderr; ``--debug`` shows the traceback), 2 a usage
+error (argparse's own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+import pandas as pd
+
+from .errors import ToolkitError, ValidationError
+from .sync import Client
+
+Handler = Callable[[Client, argparse.Namespace, TextIO], None]
+
+
+def _emit(frame: pd.DataFrame, fmt: str, out: TextIO) -> None:
+    if fmt == "csv":
+        frame.to_csv(out, index=False)
+    elif fmt == "json":
+        out.write(frame.to_json(orient="records", date_format="iso") + "\n")
+    else:
+        out.write((frame.to_string(index=False, max_colwidth=60) if len(frame) else "(no rows)") + "\n")
+
+
+def _list(area: str, names: Sequence[str]) -> Handler:
+    def handler(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+        kwargs = {name: getattr(ns, name) for name in names if getattr(ns, name) is not None}
+        frame = getattr(client, area).list(**kwargs)
+        _emit(_pick_columns(frame, ns.columns), ns.format, out)
+
+    return handler
+
+
+def _pick_columns(frame: pd.DataFrame, columns: str | None) -> pd.DataFrame:
+    if not columns:
+        return frame
+    wanted = [c.strip() for c in columns.split(",") if c.strip()]
+    unknown = [c for c in wanted if c not in frame.columns]
+    if unknown:
+        raise ValidationError(f"unknown column(s) {unknown}; columns: {', '.join(map(str, frame.columns))}")
+    return frame[wanted]
+
+
+def _stats(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    stats = client.stats()
+    rows = [("MS total", stats.ms_total)]
+    rows += [(f"  MS {stage}", n) for stage, n in sorted(stats.ms_by_stage.items())]
+    rows += [("images", stats.images_total), ("photometry rows", stats.photometry_rows)]
+    rows += [("sources", stats.unique_sources), ("jobs total", stats.jobs_total)]
+    rows += [(f"  jobs {status}", n) for status, n in sorted(stats.jobs_by_status.items())]
+    rows += [("cal tables", stats.cal_tables_total)]
+    _emit(_pick_columns(pd.DataFrame(rows, columns=["what", "count"]), ns.columns), ns.format, out)
+
+
+def _logs_tail(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    if ns.follow:
+        for line in client.logs.tail(ns.run_id, n=ns.n).lines:
+            out.write(line + "\n")
+        out.flush()
+        for line in client.logs.follow(ns.run_id, from_end=True):
+            out.write(line + "\n")
+            out.flush()
+        return
+    for line in client.logs.tail(ns.run_id, n=ns.n).lines:
+        out.write(line + "\n")
+
+
+def _logs_grep(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    frame = client.logs.grep(
+        ns.run_id, ns.pattern, context=ns.context, ignore_case=ns.ignore_case, regex=not ns.fixed_strings
+    )
+    if ns.format == "table":
+        for row in frame.itertuples():
+            out.write(f"{row.line_number}{':' if row.match else '-'}{row.line}\n")
+    else:
+        _emit(frame, ns.format, out)
+
+
+def _demo(ns: argparse.Namespace, out: TextIO) -> None:
+    from tqdm import tqdm
+
+    from .demo import build_demo_site
+
+    with tqdm(total=6, desc="building demo site", unit="step", file=sys.stderr) as bar:
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.set_postfix_str(step)
+            bar.n = done
+            bar.refresh()
+
+        site = build_demo_site(Path(ns.folder), scale=ns.scale, schema=ns.schema, progress=progress)
+    for name, value in site.env.items():
+        out.write(f"export {name}={value}\n")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="contimg", description="Explore a continuum-imaging pipeline's products."
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="build a demo site and print the variables that point at it")
+    demo.add_argument("folder", nargs="?", default="demo-site")
+    demo.add_argument("--scale", choices=["small", "bench"], default="small")
+    demo.add_argument("--schema", choices=["newer", "older"], default="newer")
+
+    def listing(name: str, help_text: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text)
+        p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+        p.add_argument("--columns", help="comma-separated columns to show")
+        return p
+
+    listing("stats", "dashboard counts")
+    images = listing("images", "list images (newest first)")
+    images.add_argument("--type", action="append", help="image type (repeatable)")
+    images.add_argument("--ms-path", dest="ms_path")
+    ms = listing("ms", "list measurement sets (newest observation first)")
+    ms.add_argument("--stage", action="append", help="stage (repeatable)")
+    ms.add_argument("--status", action="append", help="status (repeatable)")
+    jobs = listing("jobs", "list jobs (newest first)")
+    jobs.add_argument("--status", action="append", help="status (repeatable)")
+    for p in (images, ms, jobs):
+        p.add_argument("--since", help="ISO-8601 date/time")
+        p.add_argument("--until", help="ISO-8601 date/time")
+    sources = listing("sources", "list sources")
+    sources.add_argument("--min-detections", dest="min_detections", type=int)
+    for p in (images, ms, jobs, sources):
+        p.add_argument("--limit", type=int, default=20, help="rows to show (default 20)")
+        p.add_argument("--offset", type=int, default=0)
+    cal = listing("cal", "list calibration tables")
+    cal.add_argument("--set-name", dest="set_name")
+    cal.add_argument("--table-type", dest="table_type", action="append")
+    cal.add_argument("--status", action="append")
+    cal.add_argument("--valid-at-mjd", dest="valid_at_mjd", type=float)
+
+    logs = sub.add_parser("logs", help="read a job's log")
+    logs_sub = logs.add_subparsers(dest="logs_command", required=True, metavar="ACTION")
+    tail = logs_sub.add_parser("tail", help="the last lines of a job's log")
+    tail.add_argument("run_id")
+    tail.add_argument("-n", type=int, default=20)
+    tail.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C stops)")
+    grep = logs_sub.add_parser("grep", help="search a job's log")
+    grep.add_argument("run_id")
+    grep.add_argument("pattern")
+    grep.add_argument("-C", "--context", type=int, default=0)
+    grep.add_argument("-i", "--ignore-case", dest="ignore_case", action="store_true")
+    grep.add_argument("-F", "--fixed-strings", dest="fixed_strings", action="store_true")
+    grep.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    return parser
+
+
+_FILTERS: dict[str, tuple[str, ...]] = {
+    "images": ("type", "ms_path", "since", "until", "limit", "offset"),
+    "ms": ("stage", "status", "since", "until", "limit", "offset"),
+    "jobs": ("status", "since", "until", "limit", "offset"),
+    "sources": ("min_detections", "limit", "offset"),
+    "cal": ("set_name", "table_type", "status", "valid_at_mjd"),
+}
+
+
+def _handler(ns: argparse.Namespace) -> Handler:
+    if ns.command in _FILTERS:
+        return _list(ns.command, _FILTERS[ns.command])
+    if ns.command == "stats":
+        return _stats
+    return _logs_tail if ns.logs_command == "tail" else _logs_grep
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    out = sys.stdout if out is None else out
+    ns = _parser().parse_args(argv)
+    try:
+        if ns.command == "demo":
+            _demo(ns, out)
+            return 0
+        with Client() as client:
+            _handler(ns)(client, ns, out)
+        return 0
+    except ToolkitError as exc:
+        if ns.debug:
+            raise
+        print(f"contimg: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        return 0
+
+
+def run_main() -> Any:
+    """The ``contimg`` console script."""
+    sys.exit(main())
