@@ -4,12 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest bench demo clean
+.PHONY: test lint typecheck pytest bench demo lab clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,lab]'
 	touch $(STAMP)
 
 lint: $(STAMP)
@@ -28,7 +28,11 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 demo: $(STAMP)
-	$(BIN)/python -m toolkit.demo demo-site
+	$(BIN)/contimg demo demo-site
+
+# The main job: the demo site (built once) and JupyterLab on notebooks/, pointed at it. It prints the URL.
+lab: $(STAMP)
+	$(BIN)/contimg lab demo-site
 
 clean:
 	rm -rf $(VENV) .bench-cache bench-results .mypy_cache .ruff_cache .pytest_cache

@@ -16,7 +16,7 @@ from toolkit.cli import main
 from toolkit.demo import DemoSite
 
 COMMANDS = [
-    ["demo"], ["stats"], ["images"], ["ms"], ["jobs"], ["sources"], ["cal"], ["logs"], ["logs", "tail"], ["logs", "grep"]
+    ["demo"], ["lab"], ["stats"], ["images"], ["ms"], ["jobs"], ["sources"], ["cal"], ["logs"], ["logs", "tail"], ["logs", "grep"]
 ]  # fmt: skip
 
 
@@ -106,3 +106,51 @@ def test_exit_codes_from_a_real_process(tmp_path: Path) -> None:
     assert not (tmp_path / "nope.sqlite3").exists()
     debug = _console("--debug", "stats", env={"PIPELINE_PRODUCTS_DB": str(tmp_path / "nope.sqlite3")})
     assert debug.returncode == 1 and "Traceback" in debug.stderr
+
+
+def test_lab_builds_the_site_and_serves_jupyterlab(tmp_path: Path) -> None:
+    """The README's main job: demo site + JupyterLab on notebooks/, printing its URL."""
+    import re
+    import socket
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parent.parent
+    env = {
+        **os.environ,
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "cfg"),
+    }
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "lab", str(tmp_path / "site"), "--port", str(port)],
+        cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        url = None
+        deadline = time.monotonic() + 90
+        assert proc.stdout is not None
+        while url is None and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            found = re.search(rf"(http://127\.0\.0\.1:{port}/lab\?token=\w+)", line)
+            url = found.group(1) if found else None
+        assert url, "JupyterLab printed no URL"
+        assert (tmp_path / "site" / "products.sqlite3").is_file()
+        body, status = b"", 0
+        for _ in range(60):  # the URL can be logged a moment before requests are served
+            try:
+                with urllib.request.urlopen(url, timeout=30) as response:
+                    body, status = response.read(), response.status
+                break
+            except OSError:
+                time.sleep(0.5)
+        assert status == 200 and b"JupyterLab" in body
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

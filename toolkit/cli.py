@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import pandas as pd
 
-from .errors import ToolkitError, ValidationError
+from .errors import ConfigurationError, ToolkitError, ValidationError
 from .sync import Client
 
 Handler = Callable[[Client, argparse.Namespace, TextIO], None]
@@ -100,6 +100,46 @@ def _demo(ns: argparse.Namespace, out: TextIO) -> None:
         out.write(f"export {name}={value}\n")
 
 
+def _lab(ns: argparse.Namespace, out: TextIO) -> int:
+    """Build the demo site if it is missing, then run JupyterLab on notebooks/ with the environment set."""
+    import os
+    import shutil
+    import subprocess
+
+    from .demo import DemoSite
+
+    folder = Path(ns.folder)
+    site = DemoSite(folder, folder / "products.sqlite3", folder / "cal_registry.sqlite3", folder / "logs")
+    if not site.products_db.exists():
+        _demo(ns, out)
+    jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
+    if jupyter is None:
+        raise ConfigurationError(
+            "JupyterLab is not installed here: run `make lab` or `pip install 'contimg-toolkit[lab]'`"
+        )
+    notebooks = Path(ns.notebooks)
+    if not notebooks.is_dir():
+        raise ConfigurationError(
+            f"no notebooks folder at {notebooks}: run from the project folder or pass --notebooks"
+        )
+    env = {**os.environ, **{k: str(Path(v).resolve()) for k, v in site.env.items()}}
+    command = [
+        jupyter,
+        "lab",
+        f"--notebook-dir={notebooks}",
+        f"--ip={ns.ip}",
+        f"--port={ns.port}",
+        "--no-browser",
+    ]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and CI machines run as root; Jupyter refuses otherwise
+    out.write(
+        f"demo site: {folder.resolve()}\nstarting: {' '.join(command)} (the URL with its token follows)\n"
+    )
+    out.flush()
+    return subprocess.call(command, env=env)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contimg", description="Explore a continuum-imaging pipeline's products."
@@ -111,6 +151,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("folder", nargs="?", default="demo-site")
     demo.add_argument("--scale", choices=["small", "bench"], default="small")
     demo.add_argument("--schema", choices=["newer", "older"], default="newer")
+
+    lab = sub.add_parser("lab", help="build the demo site if missing and start JupyterLab on the notebooks")
+    lab.add_argument("folder", nargs="?", default="demo-site")
+    lab.add_argument("--notebooks", default="notebooks")
+    lab.add_argument("--ip", default="127.0.0.1")
+    lab.add_argument("--port", type=int, default=8888)
+    lab.set_defaults(scale="small", schema="newer")
 
     def listing(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
@@ -181,6 +228,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         if ns.command == "demo":
             _demo(ns, out)
             return 0
+        if ns.command == "lab":
+            return _lab(ns, out)
         with Client() as client:
             _handler(ns)(client, ns, out)
         return 0
