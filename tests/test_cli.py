@@ -154,3 +154,6 @@ def test_lab_builds_the_site_and_serves_jupyterlab(tmp_path: Path) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+    # The PID we started is JupyterLab itself: stopping it leaves no server behind.
+    listening = subprocess.run(["pgrep", "-f", f"--port={port}"], capture_output=True, text=True)
+    assert listening.stdout.strip() == ""

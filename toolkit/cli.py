@@ -10,7 +10,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 import pandas as pd
 
@@ -100,11 +100,10 @@ def _demo(ns: argparse.Namespace, out: TextIO) -> None:
         out.write(f"export {name}={value}\n")
 
 
-def _lab(ns: argparse.Namespace, out: TextIO) -> int:
+def _lab(ns: argparse.Namespace, out: TextIO) -> NoReturn:
     """Build the demo site if it is missing, then run JupyterLab on notebooks/ with the environment set."""
     import os
     import shutil
-    import subprocess
 
     from .demo import DemoSite
 
@@ -137,7 +136,8 @@ def _lab(ns: argparse.Namespace, out: TextIO) -> int:
         f"demo site: {folder.resolve()}\nstarting: {' '.join(command)} (the URL with its token follows)\n"
     )
     out.flush()
-    return subprocess.call(command, env=env)
+    # exec, not a child process: Ctrl-C and `kill PID` then reach JupyterLab itself, and no server is orphaned.
+    os.execve(jupyter, command, env)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -229,7 +229,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             _demo(ns, out)
             return 0
         if ns.command == "lab":
-            return _lab(ns, out)
+            _lab(ns, out)
         with Client() as client:
             _handler(ns)(client, ns, out)
         return 0
