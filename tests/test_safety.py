@@ -11,6 +11,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 import pytest
 
 from toolkit import (
@@ -231,11 +232,5 @@ async def test_bulk_read_survives_a_value_of_another_type(tmp_path: Path) -> Non
         frame = await client.sources.measurements()
     assert len(frame) == n + 70_000
     assert frame["flux_jy"].dtype == "float64"
-    assert pd_isna(frame["flux_jy"].iloc[-1])
+    assert pd.isna(frame["flux_jy"].iloc[-1])
     assert frame["flux_jy"].iloc[-2] == pytest.approx(0.01 * (69_998 % 7))
-
-
-def pd_isna(value: Any) -> bool:
-    import pandas as pd
-
-    return bool(pd.isna(value))

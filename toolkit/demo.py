@@ -4,16 +4,14 @@ The data follows the pipeline's schema (:mod:`toolkit.schema`) and has what real
 measurement sets, missing values, several image types, strongly variable sources and one transient, active,
 retired and failed calibration sets, jobs in every status, and tables the toolkit does not read.
 
-``python -m toolkit.demo DIR [--scale bench] [--schema older]`` builds one from the shell.
+``contimg demo DIR [--scale bench] [--schema older]`` builds one from the shell.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sqlite3
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -152,10 +150,8 @@ def _source_name(ra: float, dec: float) -> str:
 
 
 class _Builder:
-    def __init__(self, root: Path, size: DemoSize, seed: int, schema: Schema, now: datetime) -> None:
-        self.root = root
+    def __init__(self, size: DemoSize, seed: int, now: datetime) -> None:
         self.size = size
-        self.schema = schema
         self.rng = np.random.default_rng(seed)
         self.now_unix = now.timestamp()
         self.now_mjd = unix_to_mjd(self.now_unix)
@@ -675,7 +671,7 @@ def build_demo_site(
     root = Path(root)
     log_dir = root / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
-    b = _Builder(root, size, seed, schema, now)
+    b = _Builder(size, seed, now)
     steps = ["measurement sets", "images", "photometry", "jobs and logs", "QA", "calibration"]
 
     def tick(step: int) -> None:
@@ -746,20 +742,3 @@ def build_demo_site(
         variable_sources=b.variable_sources,
         transient_source=b.transient_source,
     )
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m toolkit.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("folder", nargs="?", default="demo-site")
-    parser.add_argument("--scale", choices=sorted(SIZES), default="small")
-    parser.add_argument("--schema", choices=["newer", "older"], default="newer")
-    parser.add_argument("--seed", type=int, default=110)
-    args = parser.parse_args(argv)
-    site = build_demo_site(args.folder, scale=args.scale, schema=args.schema, seed=args.seed)
-    for name, value in site.env.items():
-        print(f"export {name}={value}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -76,7 +76,7 @@ class Settings:
         if self.products_db is None:
             raise ConfigurationError(
                 f"no products database configured: pass products_db=... or set {ENV_PRODUCTS_DB} "
-                "(run `python -m toolkit.demo DIR` to build a demo site)"
+                "(run `contimg demo DIR` to build a demo site)"
             )
         return self.products_db
 

@@ -79,6 +79,11 @@ def _read_all(path: Path) -> list[str]:
     return [logparse._decode(line) for line in lines]
 
 
+def _parsed(found: Path | str) -> pd.DataFrame:
+    lines = _read_all(found) if isinstance(found, Path) else logparse.text_lines(found)
+    return logparse.records_frame(logparse.parse(lines))
+
+
 def _grep_lines(
     lines: list[str], regex: re.Pattern[str], context: int, max_matches: int | None
 ) -> list[tuple[int, str, bool]]:
@@ -241,11 +246,11 @@ class Logs:
         """The first ``n`` lines."""
         return await self._ends(run_id, n, False)
 
-    async def _lines(self, run_id: str) -> tuple[str, list[str]]:
+    async def _records(self, run_id: str) -> tuple[str, pd.DataFrame]:
+        """The log's source and its parsed records: reading and parsing in one crossing."""
         found = await self.find(run_id)
-        if isinstance(found, Path):
-            return str(found), await self._run(_read_all, found)
-        return "inline", logparse.text_lines(found)
+        source = str(found) if isinstance(found, Path) else "inline"
+        return source, await self._run(_parsed, found)
 
     async def grep(
         self,
@@ -288,13 +293,12 @@ class Logs:
     async def frame(self, run_id: str) -> pd.DataFrame:
         """Parsed records: line_number, timestamp (UTC), level, logger, message; tracebacks folded into the
         record above them; lines in no known format kept with level NA."""
-        _, lines = await self._lines(run_id)
-        return await self._run(lambda: logparse.records_frame(logparse.parse(lines)))
+        _, frame = await self._records(run_id)
+        return frame
 
     async def summary(self, run_id: str) -> LogSummary:
         """Counts per level, first and last timestamp, and the first error with its traceback."""
-        source, lines = await self._lines(run_id)
-        frame = await self._run(lambda: logparse.records_frame(logparse.parse(lines)))
+        source, frame = await self._records(run_id)
         counts = {str(k): int(v) for k, v in frame["level"].value_counts().items()}
         errors = frame[frame["level"].isin(["ERROR", "CRITICAL"])]
         stamps = frame["timestamp"].dropna()
