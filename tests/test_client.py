@@ -26,6 +26,7 @@ from toolkit import (
     ValidationError,
 )
 from toolkit.demo import DemoSite
+from toolkit.domains import listing as fetch_listing_module
 from toolkit.runids import run_id_for_ms
 from toolkit.schema import column_names
 
@@ -110,6 +111,31 @@ async def test_images_filters(client: AsyncClient) -> None:
     page2 = await client.images.list(limit=7, offset=7)
     assert len(page1) == len(page2) == 7
     assert not set(page1["id"]) & set(page2["id"])
+
+
+@pytest.mark.parametrize(
+    ("area", "filters"),
+    [("images", {}), ("images", {"type": ["pbcor", "mosaic"]}), ("ms", {}), ("ms", {"stage": "imaged"})],
+)
+async def test_long_listings_read_in_two_halves_equal_one_read(
+    client: AsyncClient, monkeypatch: pytest.MonkeyPatch, area: str, filters: dict[str, Any]
+) -> None:
+    """The demo site is below the split threshold, so lower it: the parallel halves must give the same frame."""
+    listing = getattr(client, area).list
+    single = await listing(**filters)
+    monkeypatch.setattr(fetch_listing_module, "SPLIT_MIN_ROWS", 1)
+    db = await client._connections.products()
+    reads: list[int] = []
+    read_parts = db.fetch_frame_parts
+
+    async def counted(parts: Any, *args: Any, **kwargs: Any) -> pd.DataFrame:
+        reads.append(len(parts))
+        return await read_parts(parts, *args, **kwargs)
+
+    monkeypatch.setattr(db, "fetch_frame_parts", counted)
+    split = await listing(**filters)
+    assert reads == [2] and len(single) > 1
+    pd.testing.assert_frame_equal(split, single)
 
 
 async def test_images_unknown_type_names_the_known_ones(client: AsyncClient) -> None:

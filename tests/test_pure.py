@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from datetime import UTC, date, datetime, timedelta, timezone
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -106,7 +108,7 @@ def test_missing_columns_are_selected_as_null() -> None:
 
 def test_filters_are_bound_never_pasted() -> None:
     evil = "x'; DROP TABLE images; --"
-    sql, params = images.list_query(NEWER_CATALOG, type=evil, ms_path=evil, limit=5, offset=10)
+    sql, params = images.list_select(NEWER_CATALOG, type=evil, ms_path=evil, limit=5, offset=10).build()
     assert evil not in sql and params.count(evil) == 2 and params[-2:] == [5, 10]
     q = Select(["a"], "t").filter_in("a", ["x", "y"]).filter_range("b", 1, None)
     assert q.build() == ("SELECT a FROM t WHERE (a IN (?, ?)) AND (b >= ?)", ["x", "y", 1])
@@ -192,3 +194,37 @@ def test_parse_json_keeps_broken_text() -> None:
     assert parse_json('{"a": 1}') == {"a": 1}
     assert parse_json(None) is None
     assert parse_json("{broken") == "{broken"
+
+
+# ------------------------------------------------------------------------------------- split listings
+def test_split_halves_concatenate_to_the_single_query(tmp_path: Path) -> None:
+    """Ties at the split value, NULL keys and filters: the two halves read in order equal the one query."""
+    db = tmp_path / "split.sqlite3"
+    with sqlite3.connect(db) as conn:
+        conn.execute("CREATE TABLE t (id INTEGER PRIMARY KEY, k REAL, kind TEXT)")
+        keys = [float(i // 3) for i in range(30)] + [None] * 5  # runs of ties, then NULLs (sort last)
+        conn.executemany(
+            "INSERT INTO t (k, kind) VALUES (?, ?)", [(k, "ab"[i % 2]) for i, k in enumerate(keys)]
+        )
+    conn = sqlite3.connect(db)
+    for kind in (None, ["a"]):
+        q = Select(["t.id", "t.k"], "t").filter_in("t.kind", kind)
+        q.order_by = "t.k DESC, t.id DESC"
+        whole = conn.execute(*q.build()).fetchall()
+        count, middle = conn.execute(*q.split_point("t.k", "t")).fetchone()
+        assert count == len(whole)
+        assert middle == whole[len(whole) // 2][1]
+        halves = [conn.execute(sql, params).fetchall() for sql, params in q.split_at("t.k", middle)]
+        assert all(halves) and halves[0] + halves[1] == whole
+    conn.close()
+
+
+def test_split_refuses_paged_or_differently_ordered_queries() -> None:
+    q = Select(["t.id"], "t")
+    q.order_by = "t.k DESC"
+    q.limit = 10
+    with pytest.raises(ValueError, match="unpaged"):
+        q.split_at("t.k", 1.0)
+    q.limit, q.order_by = None, "t.k ASC"
+    with pytest.raises(ValueError, match=r"ordered by t\.k DESC"):
+        q.split_at("t.k", 1.0)

@@ -46,6 +46,12 @@ class Backend(Protocol):
         """Bulk queries: a shaped DataFrame (Arrow where possible), shaped off the event loop."""
         ...
 
+    async def fetch_frame_parts(
+        self, parts: Sequence[tuple[str, Params]], kinds: Mapping[str, Kind], post: PostProcess | None = None
+    ) -> pd.DataFrame:
+        """Several queries read at once, concatenated in order: one frame, as if from one query."""
+        ...
+
     async def fetch_user_frame(self, sql: str, params: Params) -> pd.DataFrame:
         """User SQL: any read-only statement, interruptible at the timeout."""
         ...

@@ -14,6 +14,7 @@ from ..errors import RecordNotFoundError, ValidationError
 from ..records import Image
 from ..schema import Kind, kinds
 from .filters import explain_empty
+from .listing import fetch_listing
 from .query import Select, select_columns, stage_grade
 
 KINDS: dict[str, Kind] = {**kinds("images"), "qa_grade": "text", "run_id": "text"}
@@ -49,7 +50,7 @@ def image_select(catalog: Catalog) -> list[str]:
     ]
 
 
-def list_query(
+def list_select(
     catalog: Catalog,
     *,
     type: str | list[str] | None = None,
@@ -58,7 +59,7 @@ def list_query(
     until: TimeLike | None = None,
     limit: int | None = None,
     offset: int = 0,
-) -> tuple[str, list[Any]]:
+) -> Select:
     limit, offset = check_limit(limit, offset)
     start, end = check_time_range(since, until)
     q = Select(image_select(catalog), "images AS i LEFT JOIN ms_index AS m ON m.path = i.ms_path")
@@ -68,7 +69,7 @@ def list_query(
     q.filter_range("i.created_at", start, end)
     q.order_by = "i.created_at DESC, i.id DESC"
     q.limit, q.offset = limit, offset
-    return q.build()
+    return q
 
 
 def get_query(catalog: Catalog, id_or_path: int | str) -> tuple[str, list[Any]]:
@@ -106,10 +107,12 @@ class Images:
         ``since``/``until`` bound ``created_at``; ``type`` takes one type or a list.
         """
         db = await self._connections.products()
-        sql, params = list_query(
+        q = list_select(
             db.catalog, type=type, ms_path=ms_path, since=since, until=until, limit=limit, offset=offset
         )
-        frame = await db.fetch_frame(sql, params, KINDS, post=fill_run_ids)
+        frame = await fetch_listing(
+            db, q, key="i.created_at", count_source="images AS i", kinds=KINDS, post=fill_run_ids
+        )
         if frame.empty and type is not None:
             await explain_empty(db, "images", "type", check_choices(type, "type") or [])
         return frame

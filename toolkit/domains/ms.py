@@ -24,6 +24,7 @@ from ..schema import MS_STAGES, Kind, kinds
 from .cal import applied_tables
 from .filters import explain_empty
 from .images import fill_run_ids, latest_run_id_sql
+from .listing import fetch_listing
 from .query import Select, select_columns, stage_grade
 
 KINDS: dict[str, Kind] = {**kinds("ms_index"), "qa_grade": "text", "run_id": "text", "image_path": "text"}
@@ -46,7 +47,7 @@ def _unix_to_mjd(seconds: float | None) -> float | None:
     return None if seconds is None else seconds / SECONDS_PER_DAY + MJD_UNIX_EPOCH
 
 
-def list_query(
+def list_select(
     catalog: Catalog,
     *,
     stage: str | list[str] | None = None,
@@ -55,7 +56,7 @@ def list_query(
     until: TimeLike | None = None,
     limit: int | None = None,
     offset: int = 0,
-) -> tuple[str, list[Any]]:
+) -> Select:
     limit, offset = check_limit(limit, offset)
     start, end = check_time_range(since, until)
     q = Select(ms_select(catalog), "ms_index AS m")
@@ -65,7 +66,7 @@ def list_query(
     q.filter_range("m.mid_mjd", _unix_to_mjd(start), _unix_to_mjd(end))
     q.order_by = "m.mid_mjd DESC, m.path DESC"
     q.limit, q.offset = limit, offset
-    return q.build()
+    return q
 
 
 def get_query(catalog: Catalog, path: str) -> tuple[str, list[Any]]:
@@ -114,10 +115,12 @@ class MeasurementSets:
         ``since``/``until`` bound the observation time (``mid_mjd``).
         """
         db = await self._connections.products()
-        sql, params = list_query(
+        q = list_select(
             db.catalog, stage=stage, status=status, since=since, until=until, limit=limit, offset=offset
         )
-        frame = await db.fetch_frame(sql, params, KINDS, post=fill_ms_run_ids)
+        frame = await fetch_listing(
+            db, q, key="m.mid_mjd", count_source="ms_index AS m", kinds=KINDS, post=fill_ms_run_ids
+        )
         if frame.empty:
             for column, value, valid in (("stage", stage, MS_STAGES), ("status", status, MS_STATUSES)):
                 if value is not None:

@@ -7,7 +7,7 @@ the same everywhere, and filters are always bound as parameters, never pasted in
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..db.base import Catalog
@@ -84,3 +84,33 @@ class Select:
             parts.append("LIMIT ? OFFSET ?")
             params += [-1 if self.limit is None else self.limit, self.offset]
         return " ".join(parts), params
+
+    def split_point(self, key: str, count_source: str) -> tuple[str, list[Any]]:
+        """SQL for (matching rows, the ``key`` value halfway down ``key DESC``), read from ``count_source``.
+
+        ``count_source`` is the FROM clause without the joins that only add columns, so both numbers come from
+        an index walk (~0.5 ms for 10k images) rather than the whole join.
+        """
+        where = f" WHERE {' AND '.join(f'({w})' for w in self.where)}" if self.where else ""
+        count = f"SELECT count(*) FROM {count_source}{where}"
+        middle = f"SELECT {key} FROM {count_source}{where} ORDER BY {key} DESC LIMIT 1 OFFSET ({count}) / 2"
+        return f"SELECT ({count}), ({middle})", [*self.params, *self.params, *self.params]
+
+    def split_at(self, key: str, middle: Any) -> list[tuple[str, list[Any]]]:
+        """The query as two parts that, read in order and concatenated, give its rows in its order.
+
+        Needs ``order_by`` to start with ``key DESC``, no LIMIT/OFFSET and no GROUP BY. Rows whose key is NULL sort last
+        in SQLite, so they belong to the second part.
+        """
+        if (
+            not self.order_by.startswith(f"{key} DESC")
+            or self.limit is not None
+            or self.offset
+            or self.group_by
+        ):
+            raise ValueError(f"split_at needs an unpaged query ordered by {key} DESC")
+        first = replace(self, where=list(self.where), params=list(self.params)).filter(f"{key} >= ?", middle)
+        second = replace(self, where=list(self.where), params=list(self.params)).filter(
+            f"{key} < ? OR {key} IS NULL", middle
+        )
+        return [first.build(), second.build()]
