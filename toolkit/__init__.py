@@ -17,7 +17,8 @@ from .errors import (
     ToolkitError,
     ValidationError,
 )
-from .records import CalTable, Image, Job, MeasurementSet, Source, Stats
+from .qa import QAReport, QARules
+from .records import CalTable, Image, ImageQA, Job, JobQA, MeasurementSet, MeasurementSetQA, Source, Stats
 from .settings import Settings
 from .sync import Client, run
 
@@ -32,9 +33,14 @@ __all__ = [
     "DatabaseQueryError",
     "FileNotAccessibleError",
     "Image",
+    "ImageQA",
     "InvalidPathError",
     "Job",
+    "JobQA",
     "MeasurementSet",
+    "MeasurementSetQA",
+    "QAReport",
+    "QARules",
     "QueryTimeoutError",
     "ReadOnlyError",
     "RecordNotFoundError",

@@ -83,6 +83,30 @@ def _logs_grep(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
         _emit(frame, ns.format, out)
 
 
+def _report(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    from tqdm import tqdm
+
+    from .qa.report import MARKDOWN_SUFFIXES, check_target
+
+    target = check_target(ns.out)
+    with tqdm(total=4, desc="QA report", unit="step", file=sys.stderr) as bar:
+
+        def progress(step: str, done: int, total: int) -> None:
+            bar.set_postfix_str(step)
+            bar.n = done
+            bar.refresh()
+
+        report = client.qa.report(
+            since=ns.since, until=ns.until, rules=ns.rules, as_of=ns.as_of, progress=progress
+        )
+        if target.suffix.lower() in MARKDOWN_SUFFIXES:
+            report.to_markdown(target)
+        else:
+            report.to_html(target)
+    totals = ", ".join(f"{sum(c.values())} {name}" for name, c in report.totals.items())
+    out.write(f"wrote {target} ({totals}{'; empty range' if report.empty else ''})\n")
+
+
 def _demo(ns: argparse.Namespace, out: TextIO) -> None:
     from tqdm import tqdm
 
@@ -188,6 +212,13 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--status", action="append")
     cal.add_argument("--valid-at-mjd", dest="valid_at_mjd", type=float)
 
+    report = sub.add_parser("report", help="write a QA report (HTML with plots, or Markdown for .md)")
+    report.add_argument("--since", help="ISO-8601 date/time")
+    report.add_argument("--until", help="ISO-8601 date/time")
+    report.add_argument("--out", default="qa-report.html", help="file to write: .html (default) or .md")
+    report.add_argument("--rules", help="QA rules TOML file (default: $CONTIMG_QA_RULES, else the defaults)")
+    report.add_argument("--as-of", dest="as_of", help="grade 'stuck' and running jobs as of this time")
+
     logs = sub.add_parser("logs", help="read a job's log")
     logs_sub = logs.add_subparsers(dest="logs_command", required=True, metavar="ACTION")
     tail = logs_sub.add_parser("tail", help="the last lines of a job's log")
@@ -218,6 +249,8 @@ def _handler(ns: argparse.Namespace) -> Handler:
         return _list(ns.command, _FILTERS[ns.command])
     if ns.command == "stats":
         return _stats
+    if ns.command == "report":
+        return _report
     return _logs_tail if ns.logs_command == "tail" else _logs_grep
 
 

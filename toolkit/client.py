@@ -15,6 +15,7 @@ from .domains.images import Images
 from .domains.jobs import Jobs
 from .domains.logs import Logs
 from .domains.ms import MeasurementSets
+from .domains.qa import QA
 from .domains.sources import Sources
 from .domains.stats import stats as _stats
 from .records import Stats
@@ -43,6 +44,7 @@ class AsyncClient:
         self.jobs = Jobs(self._connections)
         self.cal = CalTables(self._connections)
         self.logs = Logs(self._connections)
+        self.qa = QA(self._connections, self.logs)
 
     async def open(self) -> AsyncClient:
         """Open the products database now (it opens on first use otherwise); errors surface here."""

@@ -226,3 +226,89 @@ class Stats(Record):
 
     def title(self) -> str:
         return "Pipeline statistics"
+
+
+class QARecord(Record):
+    """A QA summary: a compact card with the grade, the summary line, the reasons and the metrics."""
+
+    def _repr_html_(self) -> str:
+        grade = str(getattr(self, "grade", ""))
+        colour = _GRADE_COLOURS.get(grade, "#57606a")
+        flags = "".join(f"<li>{html.escape(f)}</li>" for f in getattr(self, "flags", ()))
+        missing = "".join(f"<li>{html.escape(f)}</li>" for f in getattr(self, "not_assessed", ()))
+        metrics = getattr(self, "metrics", {}) or {}
+        rows = "".join(
+            f'<tr><th style="text-align:left;padding-right:1em">{html.escape(k)}</th><td>{_cell(v)}</td></tr>'
+            for k, v in metrics.items()
+        )
+        return (
+            f'<div style="border:1px solid #d0d7de;border-left:6px solid {colour};border-radius:6px;'
+            'padding:6px 10px;display:inline-block;max-width:60em">'
+            f'<b>{html.escape(self.title())}</b> <span style="background:{colour};color:white;border-radius:4px;'
+            f'padding:0 6px">{html.escape(grade)}</span>'
+            f'<div style="margin:4px 0">{html.escape(str(getattr(self, "summary", "")))}</div>'
+            + (
+                f'<div style="color:{colour}"><b>flags</b><ul style="margin:0">{flags}</ul></div>'
+                if flags
+                else ""
+            )
+            + (
+                f'<div style="color:#57606a"><b>not assessed</b><ul style="margin:0">{missing}</ul></div>'
+                if missing
+                else ""
+            )
+            + (f'<table style="font-size:90%">{rows}</table>' if rows else "")
+            + "</div>"
+        )
+
+
+@dataclass(frozen=True)
+class ImageQA(QARecord):
+    _title_field: ClassVar[str] = "path"
+
+    image_id: int
+    path: str
+    grade: str
+    summary: str
+    metrics: dict[str, Any]
+    flags: tuple[str, ...]
+    not_assessed: tuple[str, ...]
+    checks: dict[str, str]
+    graded_by: str
+    timestamp: datetime | None
+
+
+@dataclass(frozen=True)
+class MeasurementSetQA(QARecord):
+    _title_field: ClassVar[str] = "ms_path"
+
+    ms_path: str
+    grade: str
+    summary: str
+    stage: str | None
+    status: str | None
+    cal_applied: bool | None
+    metrics: dict[str, Any]
+    flags: tuple[str, ...]
+    not_assessed: tuple[str, ...]
+    checks: dict[str, str]
+    graded_by: str
+    timestamp: datetime | None
+
+
+@dataclass(frozen=True)
+class JobQA(QARecord):
+    _title_field: ClassVar[str] = "run_id"
+
+    run_id: str | None
+    grade: str
+    summary: str
+    ms_path: str | None
+    cal_table: str | None
+    flags: tuple[str, ...]
+    not_assessed: tuple[str, ...]
+    checks: dict[str, str]
+    queue_status: str | None
+    pipeline_config: Any
+    metrics: dict[str, Any]
+    timestamp: datetime | None

@@ -143,6 +143,7 @@ class Client:
         self._loop = LoopThread(name=f"contimg-client-{id(self):x}")
         self.settings = self._async.settings
         self.images = _Namespace(self._loop, self._async.images)
+        self.qa = _Namespace(self._loop, self._async.qa)
         self.ms = _Namespace(self._loop, self._async.ms)
         self.sources = _Namespace(self._loop, self._async.sources)
         self.jobs = _Namespace(self._loop, self._async.jobs)

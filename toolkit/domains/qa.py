@@ -1,0 +1,469 @@
+"""``client.qa``: grade images, measurement sets and jobs on their metrics, and build QA reports.
+
+SQL is built here (pure functions); each call asks the database once and grades the frame in the backend's
+worker thread (the ``post`` hook), so neither the query nor the grading runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .. import frames
+from ..arguments import (
+    MJD_UNIX_EPOCH,
+    SECONDS_PER_DAY,
+    TimeLike,
+    check_choices,
+    check_limit,
+    check_text,
+    check_time_range,
+    to_utc_timestamp,
+)
+from ..db.base import Catalog
+from ..db.connections import Connections
+from ..errors import RecordNotFoundError, ToolkitError, ValidationError
+from ..qa.grade import GRADES, grade, status_column
+from ..qa.report import QAReport
+from ..qa.rules import QARules, Rule
+from ..records import ImageQA, JobQA, MeasurementSetQA, parse_json
+from ..schema import MS_STAGES, Kind
+from . import jobs as jobs_domain
+from .listing import fetch_listing
+from .logs import Logs
+from .query import Select, column_or_null
+
+RulesLike = QARules | str | os.PathLike[str] | Mapping[str, Any] | None
+_CALIBRATED = MS_STAGES.index("calibrated")
+_IN_FLIGHT = ("pending", "in_progress")
+# Each failed job costs one log read for its first error; a report shows at most this many.
+MAX_FAILED_JOBS_WITH_LOGS = 50
+
+IMAGE_KINDS: dict[str, Kind] = {
+    "id": "int",
+    "path": "text",
+    "ms_path": "text",
+    "type": "text",
+    "created_at": "time",
+    "ms_stage": "text",
+    "rms_noise_jy": "real",
+    "dynamic_range": "real",
+    "beam_major_arcsec": "real",
+    "beam_minor_arcsec": "real",
+    "num_sources": "int",
+    "pb_corrected": "bool",
+    "qa_timestamp": "time",
+}
+# (column, JSON source, JSON path) of the calibration metrics kept in JSON blobs.
+_CAL_JSON = (
+    ("k_delay_rms_ns", "k_metrics", "$.delay_rms_ns"),
+    ("bp_amp_rms", "bp_metrics", "$.amp_rms"),
+    ("bp_phase_rms_deg", "bp_metrics", "$.phase_rms_deg"),
+    ("g_amp_scatter", "g_metrics", "$.amp_scatter"),
+)
+MS_KINDS: dict[str, Kind] = {
+    "ms_path": "text",
+    "stage": "text",
+    "status": "text",
+    "cal_applied": "bool",
+    "mid_mjd": "real",
+    "stage_updated_at": "time",
+    "flagged_fraction": "real",
+    **{column: "real" for column, _, _ in _CAL_JSON},
+    **{f"{source}__broken": "bool" for source in ("k_metrics", "bp_metrics", "g_metrics")},
+    "qa_timestamp": "time",
+}
+_IMAGE_METRICS = (
+    "rms_noise_jy",
+    "dynamic_range",
+    "beam_major_arcsec",
+    "beam_minor_arcsec",
+    "beam_ellipticity",
+    "num_sources",
+    "pb_corrected",
+)
+_MS_METRICS = ("hours_in_stage", "flagged_fraction", *(c for c, _, _ in _CAL_JSON))
+_JOB_METRICS = ("duration_min",)
+
+
+# ------------------------------------------------------------------------------------------- SQL
+def image_metrics_select(catalog: Catalog) -> Select:
+    """One row per image: its metrics (image_qa's newest row where there is one, else the images table)."""
+    has_qa = catalog.has_table("image_qa")
+
+    def qa(name: str) -> str:
+        return f"q.{name}" if has_qa else "NULL"
+
+    def image(name: str) -> str:
+        return column_or_null(catalog, "images", "i", name)
+
+    pbcor = image("pbcor")
+    pb_corrected = (
+        "NULL"
+        if pbcor == "NULL"
+        else f"(COALESCE({pbcor}, 0) = 1 OR EXISTS (SELECT 1 FROM images AS p WHERE p.ms_path = i.ms_path AND p.pbcor = 1))"
+    )
+    columns = [
+        "i.id AS id",
+        "i.path AS path",
+        "i.ms_path AS ms_path",
+        "i.type AS type",
+        "i.created_at AS created_at",
+        "m.stage AS ms_stage",
+        f"COALESCE({qa('rms_noise')}, {image('noise_jy')}) AS rms_noise_jy",
+        f"COALESCE({qa('dynamic_range')}, {image('dynamic_range')}) AS dynamic_range",
+        f"COALESCE({qa('beam_major')}, {image('beam_major_arcsec')}) AS beam_major_arcsec",
+        f"COALESCE({qa('beam_minor')}, {image('beam_minor_arcsec')}) AS beam_minor_arcsec",
+        f"{qa('num_sources')} AS num_sources",
+        f"{pb_corrected} AS pb_corrected",
+        f"{qa('timestamp')} AS qa_timestamp",
+    ]
+    source = "images AS i LEFT JOIN ms_index AS m ON m.path = i.ms_path"
+    if has_qa:
+        # The newest QA row per image; grouping first lets SQLite index the grouped rows once.
+        source += (
+            " LEFT JOIN (SELECT image_path, MAX(id) AS id FROM image_qa GROUP BY image_path) AS lq"
+            " ON lq.image_path = i.path LEFT JOIN image_qa AS q ON q.id = lq.id"
+        )
+    q = Select(columns, source)
+    q.order_by = "i.created_at DESC, i.id DESC"
+    return q
+
+
+def ms_metrics_select(catalog: Catalog) -> Select:
+    """One row per MS: stage, status, calibration applied, and the newest calibration_qa metrics."""
+    has_qa = catalog.has_table("calibration_qa")
+
+    def cal(name: str) -> str:
+        return f"c.{name}" if has_qa else "NULL"
+
+    columns = [
+        "m.path AS ms_path",
+        "m.stage AS stage",
+        "m.status AS status",
+        f"{column_or_null(catalog, 'ms_index', 'm', 'cal_applied')} AS cal_applied",
+        "m.mid_mjd AS mid_mjd",
+        f"{column_or_null(catalog, 'ms_index', 'm', 'stage_updated_at')} AS stage_updated_at",
+        f"{cal('flags_total')} AS flagged_fraction",
+    ]
+    for column, blob, path in _CAL_JSON:
+        # json_extract raises on malformed JSON and would sink the whole query: guard with json_valid, and
+        # take only numbers (a string there would break the column's type).
+        columns.append(
+            f"CASE WHEN json_valid({cal(blob)}) AND json_type({cal(blob)}, '{path}') IN ('real', 'integer') "
+            f"THEN json_extract({cal(blob)}, '{path}') END AS {column}"
+            if has_qa
+            else f"NULL AS {column}"
+        )
+    for blob in ("k_metrics", "bp_metrics", "g_metrics"):
+        columns.append(
+            f"({cal(blob)} IS NOT NULL AND NOT json_valid({cal(blob)})) AS {blob}__broken"
+            if has_qa
+            else f"0 AS {blob}__broken"
+        )
+    columns.append(f"{cal('timestamp')} AS qa_timestamp")
+    source = "ms_index AS m"
+    if has_qa:
+        source += (
+            " LEFT JOIN (SELECT ms_path, MAX(id) AS id FROM calibration_qa GROUP BY ms_path) AS lc"
+            " ON lc.ms_path = m.path LEFT JOIN calibration_qa AS c ON c.id = lc.id"
+        )
+    q = Select(columns, source)
+    q.order_by = "m.mid_mjd DESC, m.path DESC"
+    return q
+
+
+# ------------------------------------------------------------------------ derived metrics + grading
+def _image_post(rules: QARules) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def post(frame: pd.DataFrame) -> pd.DataFrame:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            frame["beam_ellipticity"] = 1.0 - frame["beam_minor_arcsec"] / frame["beam_major_arcsec"]
+        return grade(frame, rules.checks("image"), fallback_stage="ms_stage", subject="image metrics")
+
+    return post
+
+
+def _ms_post(rules: QARules, now: pd.Timestamp) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def post(frame: pd.DataFrame) -> pd.DataFrame:
+        rank = pd.Categorical(frame["stage"], categories=MS_STAGES).codes
+        calibrated = pd.Series(rank >= _CALIBRATED, index=frame.index)
+        frame["hours_in_stage"] = (now - frame["stage_updated_at"]).dt.total_seconds() / 3600.0
+        frame["hours_in_stage__applies"] = frame["status"].isin(_IN_FLIGHT).fillna(False)
+        frame["cal_applied__applies"] = calibrated
+        for column in ("flagged_fraction", *(c for c, _, _ in _CAL_JSON)):
+            frame[f"{column}__applies"] = calibrated
+        graded = grade(frame, rules.checks("ms", "calibration"), subject="MS metrics")
+        return graded.drop(columns=[c for c in graded.columns if c.endswith("__applies")])
+
+    return post
+
+
+def _job_post(rules: QARules, now: pd.Timestamp) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def post(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = jobs_domain.add_job_columns(frame)
+        so_far = (now - frame["started_at"]).dt.total_seconds()
+        running = frame["finished_at"].isna() & frame["status"].eq("running").fillna(False)
+        frame["duration_min"] = frame["duration_s"].where(~running, so_far) / 60.0
+        return grade(frame, rules.checks("job"), subject="job metrics")
+
+    return post
+
+
+def _now(as_of: TimeLike | None) -> pd.Timestamp:
+    return pd.Timestamp.now(tz="UTC") if as_of is None else to_utc_timestamp(as_of, "as_of")
+
+
+def _metrics(row: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    return {name: row[name] for name in names if name in row}
+
+
+def _split(text: Any) -> tuple[str, ...]:
+    return () if text is None else tuple(str(text).split("; "))
+
+
+def _checks(row: Mapping[str, Any], rules: list[Rule]) -> dict[str, str]:
+    return {rule.key: str(row[status_column(rule)]) for rule in rules}
+
+
+def _grade_filter(frame: pd.DataFrame, grade_: str | list[str] | None) -> pd.DataFrame:
+    wanted = check_choices(grade_, "grade")
+    if wanted is None:
+        return frame
+    unknown = sorted(set(wanted) - set(GRADES))
+    if unknown:
+        raise ValidationError(f"unknown grade(s) {unknown}; grades are {', '.join(GRADES)}")
+    return frame[frame["grade"].isin(wanted)].reset_index(drop=True)
+
+
+class QA:
+    """``client.qa``: metric-based grades with their reasons, for one object or many, and reports."""
+
+    def __init__(self, connections: Connections, logs: Logs) -> None:
+        self._connections = connections
+        self._logs = logs
+
+    # ------------------------------------------------------------------------------------ images
+    async def images(
+        self,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        type: str | list[str] | None = None,
+        grade: str | list[str] | None = None,
+        rules: RulesLike = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """One row per image (newest first): metrics, ``grade``, ``summary``, ``flags`` (the warn and fail
+        reasons), ``not_assessed`` and a ``<check>_check`` status per check. ``since``/``until`` bound
+        ``created_at``; ``grade`` keeps only those grades."""
+        resolved = QARules.resolve(rules)
+        limit, _ = check_limit(limit, 0)
+        start, end = check_time_range(since, until)
+        db = await self._connections.products()
+        q = image_metrics_select(db.catalog)
+        q.filter_in("i.type", check_choices(type, "type"))
+        q.filter_range("i.created_at", start, end)
+        q.limit = limit
+        frame = await fetch_listing(
+            db,
+            q,
+            key="i.created_at",
+            count_source="images AS i",
+            kinds=IMAGE_KINDS,
+            post=_image_post(resolved),
+        )
+        return _grade_filter(frame, grade)
+
+    async def image(self, id_or_path: int | str, *, rules: RulesLike = None) -> ImageQA:
+        """The QA summary of one image, by id or path; ``RecordNotFoundError`` when there is none."""
+        resolved = QARules.resolve(rules)
+        db = await self._connections.products()
+        q = image_metrics_select(db.catalog)
+        if isinstance(id_or_path, bool) or not isinstance(id_or_path, int | str):
+            raise ValidationError(f"an image is named by its integer id or its path, not {id_or_path!r}")
+        if isinstance(id_or_path, int):
+            q.filter("i.id = ?", id_or_path)
+        else:
+            q.filter("i.path = ?", check_text(id_or_path, "path"))
+        sql, params = q.build()
+        frame = await db.fetch_frame(sql, params, IMAGE_KINDS, post=_image_post(resolved))
+        if frame.empty:
+            raise RecordNotFoundError("image", id_or_path)
+        row = frames.first_row(frame)
+        return ImageQA(
+            image_id=row["id"],
+            path=row["path"],
+            grade=row["grade"],
+            summary=row["summary"],
+            metrics=_metrics(row, _IMAGE_METRICS),
+            flags=_split(row["reasons"]),
+            not_assessed=_split(row["not_assessed"]),
+            checks=_checks(row, resolved.checks("image")),
+            graded_by=row["graded_by"],
+            timestamp=row["qa_timestamp"] or row["created_at"],
+        )
+
+    # ---------------------------------------------------------------------------- measurement sets
+    async def ms_list(
+        self,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        stage: str | list[str] | None = None,
+        grade: str | list[str] | None = None,
+        rules: RulesLike = None,
+        as_of: TimeLike | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """One row per MS (newest observation first), graded on stage, status, calibration applied, time in
+        stage and the calibration metrics. ``since``/``until`` bound the observation (``mid_mjd``);
+        ``as_of`` is the time "stuck" is measured to (default: now)."""
+        resolved = QARules.resolve(rules)
+        limit, _ = check_limit(limit, 0)
+        start, end = check_time_range(since, until)
+        db = await self._connections.products()
+        q = ms_metrics_select(db.catalog)
+        q.filter_in("m.stage", check_choices(stage, "stage"))
+        q.filter_range("m.mid_mjd", *(_mjd(v) for v in (start, end)))
+        q.limit = limit
+        frame = await fetch_listing(
+            db,
+            q,
+            key="m.mid_mjd",
+            count_source="ms_index AS m",
+            kinds=MS_KINDS,
+            post=_ms_post(resolved, _now(as_of)),
+        )
+        return _grade_filter(frame, grade)
+
+    async def ms(
+        self, path: str, *, rules: RulesLike = None, as_of: TimeLike | None = None
+    ) -> MeasurementSetQA:
+        """The QA summary of one MS; ``RecordNotFoundError`` when there is none."""
+        resolved = QARules.resolve(rules)
+        db = await self._connections.products()
+        q = ms_metrics_select(db.catalog)
+        q.filter("m.path = ?", check_text(path, "path"))
+        sql, params = q.build()
+        frame = await db.fetch_frame(sql, params, MS_KINDS, post=_ms_post(resolved, _now(as_of)))
+        if frame.empty:
+            raise RecordNotFoundError("measurement set", path)
+        row = frames.first_row(frame)
+        return MeasurementSetQA(
+            ms_path=row["ms_path"],
+            grade=row["grade"],
+            summary=row["summary"],
+            stage=row["stage"],
+            status=row["status"],
+            cal_applied=row["cal_applied"],
+            metrics=_metrics(row, _MS_METRICS),
+            flags=_split(row["reasons"]),
+            not_assessed=_split(row["not_assessed"]),
+            checks=_checks(row, resolved.checks("ms", "calibration")),
+            graded_by=row["graded_by"],
+            timestamp=row["qa_timestamp"] or row["stage_updated_at"],
+        )
+
+    # ------------------------------------------------------------------------------------- jobs
+    async def jobs(
+        self,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        status: str | list[str] | None = None,
+        grade: str | list[str] | None = None,
+        rules: RulesLike = None,
+        as_of: TimeLike | None = None,
+        limit: int | None = None,
+    ) -> pd.DataFrame:
+        """One row per job (newest first), graded on status and run time."""
+        resolved = QARules.resolve(rules)
+        db = await self._connections.products()
+        sql, params = jobs_domain.list_query(db.catalog, status=status, since=since, until=until, limit=limit)
+        frame = await db.fetch_frame(sql, params, jobs_domain.KINDS, post=_job_post(resolved, _now(as_of)))
+        return _grade_filter(frame, grade)
+
+    async def job(
+        self, run_id: str | int, *, rules: RulesLike = None, as_of: TimeLike | None = None
+    ) -> JobQA:
+        """The QA summary of one job by run id (or integer id)."""
+        resolved = QARules.resolve(rules)
+        db = await self._connections.products()
+        sql, params = jobs_domain.get_query(db.catalog, run_id)
+        frame = await db.fetch_frame(sql, params, jobs_domain.KINDS, post=_job_post(resolved, _now(as_of)))
+        if frame.empty:
+            raise RecordNotFoundError("job", run_id)
+        row = frames.first_row(frame)
+        job = jobs_domain.job_from_row(row)
+        return JobQA(
+            run_id=job.run_id,
+            grade=row["grade"],
+            summary=row["summary"],
+            ms_path=job.ms_path,
+            cal_table=job.cal_table,
+            flags=_split(row["reasons"]),
+            not_assessed=_split(row["not_assessed"]),
+            checks=_checks(row, resolved.checks("job")),
+            queue_status=job.status,
+            pipeline_config=parse_json(row["params"]) if job.params is None else job.params,
+            metrics=_metrics(row, _JOB_METRICS),
+            timestamp=job.finished_at or job.started_at or job.created_at,
+        )
+
+    # ----------------------------------------------------------------------------------- reports
+    async def report(
+        self,
+        *,
+        since: TimeLike | None = None,
+        until: TimeLike | None = None,
+        rules: RulesLike = None,
+        as_of: TimeLike | None = None,
+        progress: Callable[[str, int, int], None] | None = None,
+    ) -> QAReport:
+        """A QA report for a time range (default: everything): grades per night, the worst images, the
+        failing checks, the calibration flagged-fraction trend, stuck MS, and failed jobs with the first
+        error of their logs. ``progress(step, done, total)`` is called as each part is read."""
+        resolved = QARules.resolve(rules)
+        check_time_range(since, until)
+        now = _now(as_of)
+        steps = ("images", "measurement sets", "jobs", "job logs")
+
+        def tick(done: int) -> None:
+            if progress is not None:
+                progress(steps[min(done, len(steps) - 1)], done, len(steps))
+
+        tick(0)
+        images = await self.images(since=since, until=until, rules=resolved)
+        tick(1)
+        ms = await self.ms_list(since=since, until=until, rules=resolved, as_of=now)
+        tick(2)
+        jobs = await self.jobs(since=since, until=until, rules=resolved, as_of=now)
+        tick(3)
+        failed = jobs[jobs["status"].eq("failed").fillna(False)].head(MAX_FAILED_JOBS_WITH_LOGS)
+        errors = await asyncio.gather(*(self._first_error(str(r)) for r in failed["run_id"].dropna()))
+        tick(4)
+        return QAReport.build(
+            images=images,
+            ms=ms,
+            jobs=jobs,
+            first_errors=dict(zip(failed["run_id"].dropna().astype(str), errors, strict=True)),
+            since=since,
+            until=until,
+            rules=resolved,
+            as_of=now,
+        )
+
+    async def _first_error(self, run_id: str) -> str | None:
+        try:
+            return (await self._logs.summary(run_id)).first_error
+        except ToolkitError as exc:  # a missing or unreadable log must not sink the report
+            return f"(log not readable: {exc})"
+
+
+def _mjd(seconds: float | None) -> float | None:
+    return None if seconds is None else seconds / SECONDS_PER_DAY + MJD_UNIX_EPOCH

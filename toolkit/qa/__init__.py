@@ -1,0 +1,19 @@
+"""QA: rules (thresholds, TOML), vectorised grading, and reports. ``client.qa`` is the way in."""
+
+from __future__ import annotations
+
+from .grade import GRADES, STAGE_GRADES, grade
+from .report import QAReport
+from .rules import CATALOGUE, ENV_QA_RULES, Metric, QARules, Rule
+
+__all__ = [
+    "CATALOGUE",
+    "ENV_QA_RULES",
+    "GRADES",
+    "STAGE_GRADES",
+    "Metric",
+    "QAReport",
+    "QARules",
+    "Rule",
+    "grade",
+]
