@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from . import core, logs
+from . import core, logs, qa
 from .harness import scaled_site
 
 
@@ -13,6 +13,7 @@ def main() -> int:
     site = scaled_site()
     ok = asyncio.run(core.run(site))
     ok = asyncio.run(logs.run(site)) and ok
+    ok = asyncio.run(qa.run(site)) and ok
     print("\nall goals met" if ok else "\nSOME GOALS MISSED")
     return 0 if ok else 1
 

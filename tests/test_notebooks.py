@@ -16,7 +16,12 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 
 def test_notebooks_exist_and_are_stripped() -> None:
-    assert {p.name for p in NOTEBOOKS} >= {"01_quickstart.ipynb", "02_lightcurves.ipynb", "04_job_logs.ipynb"}
+    assert {p.name for p in NOTEBOOKS} >= {
+        "01_quickstart.ipynb",
+        "02_lightcurves.ipynb",
+        "03_qa.ipynb",
+        "04_job_logs.ipynb",
+    }
     for path in NOTEBOOKS:
         book = nbformat.read(path, as_version=4)
         assert all(not cell.get("outputs") for cell in book.cells if cell.cell_type == "code"), path.name

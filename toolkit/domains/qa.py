@@ -92,8 +92,12 @@ _JOB_METRICS = ("duration_min",)
 
 
 # ------------------------------------------------------------------------------------------- SQL
-def image_metrics_select(catalog: Catalog) -> Select:
-    """One row per image: its metrics (image_qa's newest row where there is one, else the images table)."""
+def image_metrics_select(catalog: Catalog, *, one: bool = False) -> Select:
+    """One row per image: its metrics (image_qa's newest row where there is one, else the images table).
+
+    ``one``: the query will match a single image, so look its QA row up directly instead of grouping the
+    whole image_qa table first (which is what pays off for many images).
+    """
     has_qa = catalog.has_table("image_qa")
 
     def qa(name: str) -> str:
@@ -124,7 +128,11 @@ def image_metrics_select(catalog: Catalog) -> Select:
         f"{qa('timestamp')} AS qa_timestamp",
     ]
     source = "images AS i LEFT JOIN ms_index AS m ON m.path = i.ms_path"
-    if has_qa:
+    if has_qa and one:
+        source += (
+            " LEFT JOIN image_qa AS q ON q.id = (SELECT MAX(id) FROM image_qa WHERE image_path = i.path)"
+        )
+    elif has_qa:
         # The newest QA row per image; grouping first lets SQLite index the grouped rows once.
         source += (
             " LEFT JOIN (SELECT image_path, MAX(id) AS id FROM image_qa GROUP BY image_path) AS lq"
@@ -135,8 +143,9 @@ def image_metrics_select(catalog: Catalog) -> Select:
     return q
 
 
-def ms_metrics_select(catalog: Catalog) -> Select:
-    """One row per MS: stage, status, calibration applied, and the newest calibration_qa metrics."""
+def ms_metrics_select(catalog: Catalog, *, one: bool = False) -> Select:
+    """One row per MS: stage, status, calibration applied, and the newest calibration_qa metrics
+    (``one`` as in :func:`image_metrics_select`)."""
     has_qa = catalog.has_table("calibration_qa")
 
     def cal(name: str) -> str:
@@ -168,7 +177,9 @@ def ms_metrics_select(catalog: Catalog) -> Select:
         )
     columns.append(f"{cal('timestamp')} AS qa_timestamp")
     source = "ms_index AS m"
-    if has_qa:
+    if has_qa and one:
+        source += " LEFT JOIN calibration_qa AS c ON c.id = (SELECT MAX(id) FROM calibration_qa WHERE ms_path = m.path)"
+    elif has_qa:
         source += (
             " LEFT JOIN (SELECT ms_path, MAX(id) AS id FROM calibration_qa GROUP BY ms_path) AS lc"
             " ON lc.ms_path = m.path LEFT JOIN calibration_qa AS c ON c.id = lc.id"
@@ -283,7 +294,7 @@ class QA:
         """The QA summary of one image, by id or path; ``RecordNotFoundError`` when there is none."""
         resolved = QARules.resolve(rules)
         db = await self._connections.products()
-        q = image_metrics_select(db.catalog)
+        q = image_metrics_select(db.catalog, one=True)
         if isinstance(id_or_path, bool) or not isinstance(id_or_path, int | str):
             raise ValidationError(f"an image is named by its integer id or its path, not {id_or_path!r}")
         if isinstance(id_or_path, int):
@@ -347,7 +358,7 @@ class QA:
         """The QA summary of one MS; ``RecordNotFoundError`` when there is none."""
         resolved = QARules.resolve(rules)
         db = await self._connections.products()
-        q = ms_metrics_select(db.catalog)
+        q = ms_metrics_select(db.catalog, one=True)
         q.filter("m.path = ?", check_text(path, "path"))
         sql, params = q.build()
         frame = await db.fetch_frame(sql, params, MS_KINDS, post=_ms_post(resolved, _now(as_of)))

@@ -13,7 +13,8 @@ from typing import Any
 from ..db.base import Catalog
 from ..schema import column_names
 
-# The pipeline's own stage rule, used for qa_grade until metrics are graded (the QA issue replaces it).
+# The pipeline's own stage rule: listings keep it as ``qa_grade`` (the field the pipeline's API reported);
+# grades on the metrics, with reasons, come from ``client.qa``.
 STAGE_GRADE_SQL = (
     "CASE WHEN {stage} IS NULL THEN NULL "
     "WHEN {stage} IN ('imaged', 'mosaicked', 'cataloged') THEN 'good' "
