@@ -167,7 +167,9 @@ def grade(
         statuses[:, k] = status
         reasons.append(reason)
         missing.append(why)
-        added[status_column(rule)] = pd.Categorical.from_codes((status + 2).astype(np.int8), dtype=_STATUS_DTYPE)
+        added[status_column(rule)] = pd.Categorical.from_codes(
+            (status + 2).astype(np.int8), dtype=_STATUS_DTYPE
+        )
     worst = statuses.max(axis=1)
     grades = np.select(
         [worst == FAIL, worst == WARN, worst == PASS], ["fail", "warn", "good"], "not assessed"
