@@ -72,15 +72,18 @@ def list_select(
     return q
 
 
-def get_query(catalog: Catalog, id_or_path: int | str) -> tuple[str, list[Any]]:
-    q = Select(image_select(catalog), "images AS i LEFT JOIN ms_index AS m ON m.path = i.ms_path")
+def filter_one_image(q: Select, id_or_path: int | str) -> Select:
+    """Narrow ``q`` (images aliased ``i``) to one image, named by integer id or path."""
     if isinstance(id_or_path, bool) or not isinstance(id_or_path, int | str):
         raise ValidationError(f"an image is named by its integer id or its path, not {id_or_path!r}")
     if isinstance(id_or_path, int):
-        q.filter("i.id = ?", id_or_path)
-    else:
-        q.filter("i.path = ?", check_text(id_or_path, "path"))
-    return q.build()
+        return q.filter("i.id = ?", id_or_path)
+    return q.filter("i.path = ?", check_text(id_or_path, "path"))
+
+
+def get_query(catalog: Catalog, id_or_path: int | str) -> tuple[str, list[Any]]:
+    q = Select(image_select(catalog), "images AS i LEFT JOIN ms_index AS m ON m.path = i.ms_path")
+    return filter_one_image(q, id_or_path).build()
 
 
 def image_from_row(row: dict[str, Any]) -> Image:

@@ -34,6 +34,7 @@ from ..qa.rules import QARules, Rule
 from ..records import ImageQA, JobQA, MeasurementSetQA, parse_json
 from ..schema import MS_STAGES, Kind
 from . import jobs as jobs_domain
+from .images import filter_one_image
 from .listing import fetch_listing
 from .logs import Logs
 from .query import Select, column_or_null
@@ -294,14 +295,7 @@ class QA:
         """The QA summary of one image, by id or path; ``RecordNotFoundError`` when there is none."""
         resolved = QARules.resolve(rules)
         db = await self._connections.products()
-        q = image_metrics_select(db.catalog, one=True)
-        if isinstance(id_or_path, bool) or not isinstance(id_or_path, int | str):
-            raise ValidationError(f"an image is named by its integer id or its path, not {id_or_path!r}")
-        if isinstance(id_or_path, int):
-            q.filter("i.id = ?", id_or_path)
-        else:
-            q.filter("i.path = ?", check_text(id_or_path, "path"))
-        sql, params = q.build()
+        sql, params = filter_one_image(image_metrics_select(db.catalog, one=True), id_or_path).build()
         frame = await db.fetch_frame(sql, params, IMAGE_KINDS, post=_image_post(resolved))
         if frame.empty:
             raise RecordNotFoundError("image", id_or_path)
