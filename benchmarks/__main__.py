@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from . import core, logs, qa
+from . import core, logs, qa, science
 from .harness import scaled_site
 
 
@@ -14,6 +14,7 @@ def main() -> int:
     ok = asyncio.run(core.run(site))
     ok = asyncio.run(logs.run(site)) and ok
     ok = asyncio.run(qa.run(site)) and ok
+    ok = asyncio.run(science.run(site)) and ok
     print("\nall goals met" if ok else "\nSOME GOALS MISSED")
     return 0 if ok else 1
 

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 
-from .. import frames
+from .. import frames, science
 from ..arguments import check_limit, check_mjd_range, check_text
 from ..db.base import Backend, Catalog
 from ..db.connections import Connections
@@ -40,7 +40,12 @@ def _photometry_columns(catalog: Catalog, names: Sequence[str]) -> list[str]:
 
 
 def list_query(
-    catalog: Catalog, *, min_detections: int | None = None, limit: int | None = None, offset: int = 0
+    catalog: Catalog,
+    *,
+    min_detections: int | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    dec_range: tuple[float, float] | None = None,
 ) -> tuple[str, list[Any]]:
     limit, offset = check_limit(limit, offset)
     if min_detections is not None and (
@@ -54,9 +59,15 @@ def list_query(
         "FROM photometry AS p WHERE p.source_id IS NOT NULL GROUP BY p.source_id"
     )
     params: list[Any] = []
+    having: list[str] = []
     if min_detections is not None:
-        sql += " HAVING COUNT(*) >= ?"
+        having.append("COUNT(*) >= ?")
         params.append(min_detections)
+    if dec_range is not None:
+        having.append("AVG(p.dec_deg) BETWEEN ? AND ?")
+        params += list(dec_range)
+    if having:
+        sql += " HAVING " + " AND ".join(having)
     sql += " ORDER BY p.source_id"
     if limit is not None or offset:
         sql += " LIMIT ? OFFSET ?"
@@ -196,6 +207,117 @@ class Sources:
             db, source_ids=source_ids, start_mjd=start_mjd, end_mjd=end_mjd, columns=columns
         )
         return await db.fetch_frame(sql, params, PHOTOMETRY_KINDS)
+
+    # ------------------------------------------------------------------------------- science
+    async def _science_frame(
+        self,
+        flux: str,
+        start_mjd: float | None,
+        end_mjd: float | None,
+        compute: Callable[[pd.DataFrame], pd.DataFrame],
+    ) -> pd.DataFrame:
+        """The four columns the metrics need, computed on in the backend's worker (one crossing, no loop stall)."""
+        db = await self._connections.products()
+        sql, params = measurements_query(
+            db, source_ids=None, start_mjd=start_mjd, end_mjd=end_mjd, columns=science.needed_columns(flux)
+        )
+        return await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute)
+
+    async def variability(
+        self,
+        *,
+        flux: str = "flux_jy",
+        min_measurements: int = 2,
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
+    ) -> pd.DataFrame:
+        """Per source: n, mean / weighted-mean / max / min flux, eta, V, and the largest |Vs| and |m| over its
+        epoch pairs (definitions and edge cases: :mod:`toolkit.science`). ``flux`` is ``flux_jy``,
+        ``peak_jyb`` or ``normalized_flux_jy``, each with its own error column."""
+        flux, err = science.flux_and_error(flux)
+        if (
+            isinstance(min_measurements, bool)
+            or not isinstance(min_measurements, int)
+            or min_measurements < 1
+        ):
+            raise ValidationError(f"min_measurements must be a whole number >= 1, got {min_measurements!r}")
+
+        def compute(frame: pd.DataFrame) -> pd.DataFrame:
+            return science.variability(frame, flux=flux, err=err, min_measurements=min_measurements)
+
+        return await self._science_frame(flux, start_mjd, end_mjd, compute)
+
+    async def two_epoch(
+        self,
+        *,
+        vs: float = science.VS_DEFAULT,
+        m: float = science.M_DEFAULT,
+        flux: str = "flux_jy",
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
+    ) -> tuple[pd.DataFrame, pd.DataFrame]:
+        """(candidate sources, candidate pairs): epoch pairs with |Vs| > ``vs`` and |m| > ``m`` (the field's
+        usual 4.3 and 0.26)."""
+        flux, err = science.flux_and_error(flux)
+        science.two_epoch(
+            pd.DataFrame(columns=["source_id", "mjd", flux, err]), vs=vs, m=m
+        )  # check arguments first
+        found: dict[str, pd.DataFrame] = {}
+
+        def compute(frame: pd.DataFrame) -> pd.DataFrame:
+            found["sources"], found["pairs"] = science.two_epoch(frame, vs=vs, m=m, flux=flux, err=err)
+            return found["pairs"]
+
+        pairs = await self._science_frame(flux, start_mjd, end_mjd, compute)
+        return found["sources"], pairs
+
+    async def eta_v(
+        self,
+        *,
+        eta_sigma: float = 2.0,
+        v_sigma: float = 2.0,
+        flux: str = "flux_jy",
+        min_measurements: int = 2,
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
+    ) -> science.EtaVResult:
+        """eta-V cutoffs (log-Gaussian fit after 3-sigma MAD clipping) and the sources above both.
+
+        The cutoffs sit ``eta_sigma``/``v_sigma`` standard deviations above the fitted mean (default 2, which
+        finds the demo site's variable sources and its transient and nothing else on the small site)."""
+        metrics = await self.variability(
+            flux=flux, min_measurements=min_measurements, start_mjd=start_mjd, end_mjd=end_mjd
+        )
+        return science.eta_v(metrics, eta_sigma=eta_sigma, v_sigma=v_sigma)
+
+    async def cone(self, ra_deg: float, dec_deg: float, radius_arcsec: float) -> pd.DataFrame:
+        """Sources within ``radius_arcsec`` of a position, nearest first, with ``sep_arcsec`` (great circle;
+        right across RA 0/360 and at the poles)."""
+        science.check_position(ra_deg, dec_deg)
+        science.check_radius(radius_arcsec)
+        margin = radius_arcsec / 3600.0 + 1e-6
+        db = await self._connections.products()
+        sql, params = list_query(
+            db.catalog, dec_range=(max(-90.0, dec_deg - margin), min(90.0, dec_deg + margin))
+        )
+
+        def compute(frame: pd.DataFrame) -> pd.DataFrame:
+            return science.cone(frame, ra_deg, dec_deg, radius_arcsec)
+
+        return await db.fetch_frame(sql, params, SOURCE_KINDS, post=compute)
+
+    async def crossmatch(self, catalog: Any, radius_arcsec: float) -> pd.DataFrame:
+        """For each row of ``catalog`` (a DataFrame with ra_deg/dec_deg or ra/dec, an astropy Table or a
+        SkyCoord), the nearest source within ``radius_arcsec``: source_id and sep_arcsec, NA where none."""
+        science.check_radius(radius_arcsec)
+        science.catalog_positions(catalog)  # a bad catalog fails before any query
+        db = await self._connections.products()
+        sql, params = list_query(db.catalog)
+
+        def compute(frame: pd.DataFrame) -> pd.DataFrame:
+            return science.crossmatch(frame, catalog, radius_arcsec)
+
+        return await db.fetch_frame(sql, params, SOURCE_KINDS, post=compute)
 
 
 async def _source_exists(db: Backend, source_id: str) -> bool:

@@ -1,0 +1,460 @@
+"""Variability and positions: pure, vectorised functions over frames (no I/O, no event loop).
+
+Definitions follow ASKAP VAST's vast-tools. For a source with N measurements f_i, errors s_i and weights
+w_i = 1/s_i^2 (<x> the mean over the N measurements):
+
+- eta = N/(N-1) * (<w f^2> - <w f>^2 / <w>);  V = std(f, ddof=1) / mean(f);  one measurement: eta = V = 0.
+- for a pair of epochs a, b (a the earlier): Vs = (f_a - f_b) / sqrt(s_a^2 + s_b^2), m = 2 (f_a - f_b) / (f_a + f_b).
+
+Edge cases, chosen so that nothing crashes and nothing is a silent inf:
+- a measurement without a finite flux is dropped;
+- a measurement whose error is missing, zero or negative has no weight: it is left out of eta and of every
+  Vs, but still counts for V and m (which use no errors);
+- V is NaN where the mean flux is 0; m is NaN for a pair whose fluxes sum to 0; eta and V are NaN for a
+  source with no weighted measurement.
+
+No Python code runs per source: sums use ``np.bincount``; the pair metrics are computed for blocks of sources
+at once on padded (source x epoch x epoch) arrays, whose size is bounded so memory stays flat.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ValidationError
+
+if TYPE_CHECKING:
+    from astropy.coordinates import SkyCoord
+    from astropy.table import Table
+
+# Elements per padded (sources x epochs x epochs) block: ~8 MB per float64 temporary.
+PAIR_BLOCK_ELEMENTS = 1_000_000
+VS_DEFAULT = 4.3
+M_DEFAULT = 0.26
+
+
+# ------------------------------------------------------------------------------ shaping the input
+@dataclass(frozen=True)
+class _Sorted:
+    """Measurements sorted by source then MJD, with each row's source code and rank within its source."""
+
+    names: np.ndarray  # source ids, by code
+    code: np.ndarray
+    rank: np.ndarray
+    counts: np.ndarray
+    mjd: np.ndarray
+    flux: np.ndarray
+    err: np.ndarray  # NaN where the error gives no weight
+
+
+def _sorted(frame: pd.DataFrame, source: str, flux: str, err: str) -> _Sorted:
+    for column in (source, "mjd", flux, err):
+        if column not in frame:
+            raise ValidationError(f"the measurements frame has no {column!r} column")
+    f = pd.to_numeric(frame[flux], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    keep = np.isfinite(f) & frame[source].notna().to_numpy(dtype=bool)
+    codes, names = pd.factorize(frame[source][keep], sort=True)
+    mjd = pd.to_numeric(frame["mjd"][keep], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+    order = np.lexsort((mjd, codes))
+    code = np.asarray(codes)[order]
+    counts = np.bincount(code, minlength=len(names))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    s = pd.to_numeric(frame[err][keep], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)[order]
+    s[~(s > 0)] = np.nan
+    return _Sorted(
+        names=np.asarray(names, dtype=object),
+        code=code,
+        rank=np.arange(len(code)) - starts[code],
+        counts=counts,
+        mjd=mjd[order],
+        flux=f[keep][order],
+        err=s,
+    )
+
+
+# ------------------------------------------------------------------------------ per-source metrics
+def _per_source(d: _Sorted) -> pd.DataFrame:
+    k = len(d.names)
+
+    def total(values: np.ndarray) -> np.ndarray:
+        return np.bincount(d.code, weights=values, minlength=k)
+
+    n = d.counts.astype("float64")
+    f = d.flux
+    weighted = np.isfinite(d.err)
+    w = np.where(weighted, 1.0 / np.where(weighted, d.err, 1.0) ** 2, 0.0)
+    nw = total(weighted.astype("float64"))
+    sw, swf, swf2 = total(w), total(w * f), total(w * f * f)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        eta = nw / (nw - 1) * (swf2 / nw - (swf / nw) ** 2 / (sw / nw))
+        eta = np.where(nw == 1, 0.0, np.where(nw == 0, np.nan, eta))
+        # Cancellation can leave a tiny negative for a constant light curve: eta is a variance, so >= 0.
+        eta = np.maximum(eta, 0.0)
+        mean = total(f) / n
+        var = (total(f * f) - n * mean**2) / (n - 1)
+        v = np.sqrt(np.maximum(var, 0.0)) / mean
+        v = np.where(n == 1, 0.0, np.where(mean == 0, np.nan, v))
+        wmean = np.where(sw > 0, swf / np.where(sw > 0, sw, 1.0), np.nan)
+    maxf = np.full(k, -np.inf)
+    np.maximum.at(maxf, d.code, f)
+    minf = np.full(k, np.inf)
+    np.minimum.at(minf, d.code, f)
+    return pd.DataFrame(
+        {
+            "source_id": pd.array(d.names, dtype="str"),
+            "n": d.counts.astype("int64"),
+            "mean_flux": mean,
+            "weighted_mean_flux": wmean,
+            "max_flux": maxf,
+            "min_flux": minf,
+            "eta": eta,
+            "v": v,
+        }
+    )
+
+
+def _blocks(counts: np.ndarray) -> list[tuple[int, int, int]]:
+    """(first source, last source + 1, padded width) blocks whose padded pair arrays stay under the budget.
+
+    Sources are visited in order of count so that a block pads to its own widest source, not the site's.
+    """
+    out: list[tuple[int, int, int]] = []
+    start = 0
+    k = len(counts)
+    while start < k:
+        width = max(1, int(counts[start]))
+        end = start + 1
+        while end < k:
+            wider = max(width, int(counts[end]))
+            if (end + 1 - start) * wider * wider > PAIR_BLOCK_ELEMENTS:
+                break
+            width, end = wider, end + 1
+        out.append((start, end, width))
+        start = end
+    return out
+
+
+def _pair_blocks(d: _Sorted) -> Any:
+    """Yield (source codes, F, S, MJD) padded blocks: rows = sources, columns = epochs, NaN padding."""
+    by_count = np.argsort(d.counts, kind="stable")
+    position = np.empty_like(by_count)
+    position[by_count] = np.arange(len(by_count))
+    row_order = np.argsort(position[d.code], kind="stable")  # rows grouped in by-count source order
+    sorted_counts = d.counts[by_count]
+    row_starts = np.concatenate([[0], np.cumsum(sorted_counts)])
+    for first, last, width in _blocks(sorted_counts):
+        rows = row_order[row_starts[first] : row_starts[last]]
+        local = position[d.code[rows]] - first
+        shape = (last - first, width)
+        fluxes, errors, mjds = (np.full(shape, np.nan) for _ in range(3))
+        fluxes[local, d.rank[rows]] = d.flux[rows]
+        errors[local, d.rank[rows]] = d.err[rows]
+        mjds[local, d.rank[rows]] = d.mjd[rows]
+        yield by_count[first:last], fluxes, errors, mjds
+
+
+def _pair_metrics(
+    fa: np.ndarray, fb: np.ndarray, sa: np.ndarray, sb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vs = (fa - fb) / np.sqrt(sa * sa + sb * sb)
+        total = fa + fb
+        m = np.where(total == 0, np.nan, 2 * (fa - fb) / total)
+    return vs, m
+
+
+def _largest_pair_metrics(fluxes: np.ndarray, errors: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per row of a padded block: the largest |Vs| and |m| over its epoch pairs (NaN where none is defined).
+
+    Only the upper triangle (a < b) is computed, in place where possible: this loop is the whole cost of
+    ``variability`` (100 epochs are 4,950 pairs per source).
+    """
+    a, b = np.triu_indices(fluxes.shape[1], k=1)
+    if not len(a):
+        return np.full(len(fluxes), np.nan), np.full(len(fluxes), np.nan)
+    fa, fb = fluxes[:, a], fluxes[:, b]
+    diff = np.abs(fa - fb)
+    var = errors * errors
+    scratch = var[:, a]
+    scratch += var[:, b]
+    np.sqrt(scratch, out=scratch)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(diff, scratch, out=scratch)
+        vs = np.fmax.reduce(scratch, axis=1)  # fmax skips NaN (pairs without weight, padding)
+        # Where every flux is positive, |m| grows with f_a and falls with f_b, so its largest value is the
+        # (max, min) pair: no pair loop needed. Other rows (a flux <= 0) take the pairs.
+        hi, lo = np.fmax.reduce(fluxes, axis=1), np.fmin.reduce(fluxes, axis=1)
+        m = 2 * (hi - lo) / (hi + lo)
+        rest = ~(lo > 0)
+        if rest.any():
+            total = np.abs(fa[rest] + fb[rest])
+            total[total == 0] = np.nan  # m is undefined where the fluxes sum to 0
+            m[rest] = 2 * np.fmax.reduce(diff[rest] / total, axis=1)
+    return vs, m
+
+
+def variability(
+    frame: pd.DataFrame,
+    *,
+    source: str = "source_id",
+    flux: str = "flux_jy",
+    err: str = "flux_err_jy",
+    min_measurements: int = 2,
+) -> pd.DataFrame:
+    """Per source: n, mean / weighted mean / max / min flux, eta, V, and the largest |Vs| and |m| over its
+    epoch pairs (0 for a source with one measurement). Sorted by source id."""
+    d = _sorted(frame, source, flux, err)
+    out = _per_source(d)
+    vs_max = np.zeros(len(d.names))
+    m_max = np.zeros(len(d.names))
+    for codes, fluxes, errors, _ in _pair_blocks(d):
+        vs_max[codes], m_max[codes] = _largest_pair_metrics(fluxes, errors)
+    single = d.counts == 1
+    vs_max[single] = 0.0
+    m_max[single] = 0.0
+    out["vs_max_abs"] = vs_max
+    out["m_max_abs"] = m_max
+    return out[out["n"] >= min_measurements].reset_index(drop=True)
+
+
+def two_epoch(
+    frame: pd.DataFrame,
+    *,
+    vs: float = VS_DEFAULT,
+    m: float = M_DEFAULT,
+    source: str = "source_id",
+    flux: str = "flux_jy",
+    err: str = "flux_err_jy",
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(candidate sources, candidate pairs): the pairs with |Vs| > vs and |m| > m, a the earlier epoch."""
+    _check_positive(vs, "vs")
+    _check_positive(m, "m")
+    d = _sorted(frame, source, flux, err)
+    found: list[pd.DataFrame] = []
+    for codes, fluxes, errors, mjds in _pair_blocks(d):
+        a, b = np.triu_indices(fluxes.shape[1], k=1)
+        fa, fb, sa, sb = fluxes[:, a], fluxes[:, b], errors[:, a], errors[:, b]
+        pair_vs, pair_m = _pair_metrics(fa, fb, sa, sb)
+        with np.errstate(invalid="ignore"):
+            hit = (np.abs(pair_vs) > vs) & (np.abs(pair_m) > m)
+        rows, cols = np.nonzero(hit)
+        if len(rows):
+            found.append(
+                pd.DataFrame(
+                    {
+                        "source_id": d.names[codes[rows]],
+                        "mjd_a": mjds[:, a][rows, cols],
+                        "mjd_b": mjds[:, b][rows, cols],
+                        "flux_a": fa[rows, cols],
+                        "flux_b": fb[rows, cols],
+                        "vs": pair_vs[rows, cols],
+                        "m": pair_m[rows, cols],
+                    }
+                )
+            )
+    columns = ["source_id", "mjd_a", "mjd_b", "flux_a", "flux_b", "vs", "m"]
+    pairs = pd.concat(found, ignore_index=True) if found else pd.DataFrame(columns=columns)
+    pairs["source_id"] = pairs["source_id"].astype("str")
+    pairs = pairs.sort_values(["source_id", "mjd_a", "mjd_b"], ignore_index=True)
+    sources = (
+        pairs.assign(abs_vs=pairs["vs"].abs(), abs_m=pairs["m"].abs())
+        .groupby("source_id", sort=True)
+        .agg(n_pairs=("vs", "size"), vs_max_abs=("abs_vs", "max"), m_max_abs=("abs_m", "max"))
+        .reset_index()
+    )
+    return sources, pairs
+
+
+@dataclass(frozen=True)
+class EtaVResult:
+    """eta-V thresholds and the sources above both."""
+
+    eta_cutoff: float
+    v_cutoff: float
+    eta_fit: tuple[float, float]  # (mu, sigma) of log10 eta after clipping
+    v_fit: tuple[float, float]
+    eta_sigma: float
+    v_sigma: float
+    metrics: pd.DataFrame  # every source's variability metrics
+    candidates: pd.DataFrame
+
+    def _repr_html_(self) -> str:
+        head = (
+            f"<b>eta-V</b>: eta &gt; {self.eta_cutoff:.4g} ({self.eta_sigma:g} sigma), "
+            f"V &gt; {self.v_cutoff:.4g} ({self.v_sigma:g} sigma): {len(self.candidates)} of "
+            f"{len(self.metrics)} sources"
+        )
+        return head + str(self.candidates.head(20).to_html(index=False))
+
+
+def log_gaussian_cutoff(values: np.ndarray, n_sigma: float) -> tuple[float, tuple[float, float]]:
+    """10^(mu + n sigma) of a Gaussian fitted to log10(values) after 3-sigma clipping (MAD-based std)."""
+    from astropy.stats import sigma_clip
+    from scipy.stats import norm
+
+    positive = values[np.isfinite(values) & (values > 0)]
+    if len(positive) < 3:
+        raise ValidationError(f"eta-V needs at least 3 sources with positive metrics, got {len(positive)}")
+    clipped = sigma_clip(np.log10(positive), sigma=3, stdfunc="mad_std", maxiters=None)
+    kept = np.asarray(clipped.compressed(), dtype="float64")
+    mu, sigma = norm.fit(kept)
+    return float(10 ** (mu + n_sigma * sigma)), (float(mu), float(sigma))
+
+
+def eta_v(metrics: pd.DataFrame, *, eta_sigma: float = 2.0, v_sigma: float = 2.0) -> EtaVResult:
+    """Cutoffs from the eta and V distributions of ``metrics`` (the output of :func:`variability`)."""
+    _check_positive(eta_sigma, "eta_sigma", allow_zero=True)
+    _check_positive(v_sigma, "v_sigma", allow_zero=True)
+    eta_cut, eta_fit = log_gaussian_cutoff(metrics["eta"].to_numpy(dtype="float64"), eta_sigma)
+    v_cut, v_fit = log_gaussian_cutoff(metrics["v"].to_numpy(dtype="float64"), v_sigma)
+    candidates = metrics[(metrics["eta"] > eta_cut) & (metrics["v"] > v_cut)].reset_index(drop=True)
+    return EtaVResult(eta_cut, v_cut, eta_fit, v_fit, eta_sigma, v_sigma, metrics, candidates)
+
+
+# ------------------------------------------------------------------------------------- positions
+def check_position(ra_deg: float, dec_deg: float) -> None:
+    for value, name in ((ra_deg, "ra_deg"), (dec_deg, "dec_deg")):
+        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+            raise ValidationError(f"{name} must be a finite number of degrees, got {value!r}")
+    if not -90.0 <= dec_deg <= 90.0:
+        raise ValidationError(f"dec_deg must be within [-90, 90], got {dec_deg}")
+
+
+def check_radius(radius_arcsec: float) -> None:
+    if (
+        isinstance(radius_arcsec, bool)
+        or not isinstance(radius_arcsec, int | float)
+        or not np.isfinite(radius_arcsec)
+    ):
+        raise ValidationError(f"radius_arcsec must be a finite number, got {radius_arcsec!r}")
+    if radius_arcsec < 0:
+        raise ValidationError(f"radius_arcsec must not be negative, got {radius_arcsec}")
+
+
+def separation_deg(ra1: Any, dec1: Any, ra2: Any, dec2: Any) -> np.ndarray:
+    """Great-circle distance in degrees (Vincenty's formula, as astropy: exact at 0, at 180 and at the poles)."""
+    l1, b1, l2, b2 = (np.radians(np.asarray(x, dtype="float64")) for x in (ra1, dec1, ra2, dec2))
+    dl = l2 - l1
+    sb1, cb1, sb2, cb2 = np.sin(b1), np.cos(b1), np.sin(b2), np.cos(b2)
+    num1 = cb2 * np.sin(dl)
+    num2 = cb1 * sb2 - sb1 * cb2 * np.cos(dl)
+    den = sb1 * sb2 + cb1 * cb2 * np.cos(dl)
+    return np.asarray(np.degrees(np.arctan2(np.hypot(num1, num2), den)))
+
+
+def cone(positions: pd.DataFrame, ra_deg: float, dec_deg: float, radius_arcsec: float) -> pd.DataFrame:
+    """Rows of ``positions`` (ra_deg, dec_deg columns) within the radius, nearest first, with ``sep_arcsec``."""
+    check_position(ra_deg, dec_deg)
+    check_radius(radius_arcsec)
+    sep = separation_deg(ra_deg, dec_deg, positions["ra_deg"], positions["dec_deg"]) * 3600.0
+    found = positions.assign(sep_arcsec=sep)[sep <= radius_arcsec]
+    return found.sort_values("sep_arcsec", kind="stable", ignore_index=True)
+
+
+def _unit_vectors(ra_deg: np.ndarray, dec_deg: np.ndarray) -> np.ndarray:
+    ra, dec = np.radians(ra_deg), np.radians(dec_deg)
+    return np.column_stack([np.cos(dec) * np.cos(ra), np.cos(dec) * np.sin(ra), np.sin(dec)])
+
+
+def catalog_positions(catalog: Any) -> tuple[np.ndarray, np.ndarray]:
+    """(ra_deg, dec_deg) arrays from a DataFrame (ra_deg/dec_deg or ra/dec columns), an astropy Table or a
+    SkyCoord."""
+    if hasattr(catalog, "ra") and hasattr(catalog, "dec") and hasattr(catalog, "frame"):  # SkyCoord
+        icrs = catalog.icrs
+        return np.atleast_1d(icrs.ra.deg).astype("float64"), np.atleast_1d(icrs.dec.deg).astype("float64")
+    names = list(getattr(catalog, "colnames", None) or getattr(catalog, "columns", []))
+    for ra_name, dec_name in (("ra_deg", "dec_deg"), ("ra", "dec"), ("RA", "DEC"), ("RAJ2000", "DEJ2000")):
+        if ra_name in names and dec_name in names:
+            ra = np.asarray(catalog[ra_name], dtype="float64")
+            dec = np.asarray(catalog[dec_name], dtype="float64")
+            if not (np.all(np.isfinite(dec)) and np.all(np.abs(dec) <= 90)):
+                raise ValidationError(f"catalog column {dec_name} has values outside [-90, 90] or missing")
+            return ra, dec
+    raise ValidationError(
+        "a catalog needs ra_deg/dec_deg (or ra/dec) columns in degrees, or is an astropy SkyCoord; "
+        f"got columns {names}"
+    )
+
+
+def crossmatch(sources: pd.DataFrame, catalog: Any, radius_arcsec: float) -> pd.DataFrame:
+    """For each catalog row, the nearest source within the radius: catalog_index, source_id, the source's
+    position and sep_arcsec (NA where no source is that close)."""
+    from scipy.spatial import cKDTree
+
+    check_radius(radius_arcsec)
+    ra, dec = catalog_positions(catalog)
+    out = pd.DataFrame({"catalog_index": np.arange(len(ra)), "ra_deg": ra, "dec_deg": dec})
+    source_ids = pd.array([None] * len(ra), dtype="str")
+    seps = np.full(len(ra), np.nan)
+    if len(sources) and len(ra):
+        tree = cKDTree(_unit_vectors(sources["ra_deg"].to_numpy(float), sources["dec_deg"].to_numpy(float)))
+        chord = 2 * np.sin(np.radians(radius_arcsec / 3600.0) / 2)
+        distance, index = tree.query(_unit_vectors(ra, dec), k=1, distance_upper_bound=chord * (1 + 1e-9))
+        hit = np.isfinite(distance)
+        idx = index[hit]
+        seps[hit] = (
+            separation_deg(
+                ra[hit],
+                dec[hit],
+                sources["ra_deg"].to_numpy(float)[idx],
+                sources["dec_deg"].to_numpy(float)[idx],
+            )
+            * 3600.0
+        )
+        source_ids[hit] = sources["source_id"].to_numpy(dtype=object)[idx]
+    return out.assign(source_id=source_ids, sep_arcsec=seps)
+
+
+# -------------------------------------------------------------------------------------- astropy
+def to_skycoord(frame: pd.DataFrame) -> SkyCoord:
+    """The frame's positions (ra_deg, dec_deg) as an ICRS SkyCoord."""
+    import astropy.units as u
+    from astropy.coordinates import SkyCoord
+
+    ra, dec = catalog_positions(frame)
+    return SkyCoord(ra=ra * u.deg, dec=dec * u.deg, frame="icrs")
+
+
+def to_astropy(frame: pd.DataFrame) -> Table:
+    """The frame as an astropy Table, with degrees on position columns and a ``coord`` SkyCoord column."""
+    import astropy.units as u
+    from astropy.table import Table
+
+    table = Table.from_pandas(frame.reset_index(drop=True))
+    for name in table.colnames:
+        if name.endswith("_deg"):
+            table[name].unit = u.deg
+        elif name.endswith("_arcsec"):
+            table[name].unit = u.arcsec
+    if {"ra_deg", "dec_deg"} <= set(frame.columns):
+        table["coord"] = to_skycoord(frame)
+    return table
+
+
+def _check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:
+    ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+    if not ok or value < 0 or (value == 0 and not allow_zero):
+        raise ValidationError(f"{name} must be a positive number, got {value!r}")
+
+
+FLUX_COLUMNS: dict[str, str] = {
+    "flux_jy": "flux_err_jy",
+    "peak_jyb": "peak_err_jyb",
+    "normalized_flux_jy": "normalized_flux_err_jy",
+}
+
+
+def flux_and_error(flux: str) -> tuple[str, str]:
+    if flux not in FLUX_COLUMNS:
+        raise ValidationError(f"unknown flux column {flux!r}; choose one of {', '.join(FLUX_COLUMNS)}")
+    return flux, FLUX_COLUMNS[flux]
+
+
+def needed_columns(flux: str) -> Sequence[str]:
+    flux, err = flux_and_error(flux)
+    return ["source_id", "mjd", flux, err]
