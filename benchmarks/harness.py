@@ -47,12 +47,7 @@ def scaled_site() -> DemoSite:
         site = build_demo_site(folder, scale="bench")
         marker.write_text(json.dumps({"seconds": time.perf_counter() - started}))
         return site
-    return DemoSite(
-        root=folder,
-        products_db=folder / "products.sqlite3",
-        cal_registry_db=folder / "cal_registry.sqlite3",
-        log_dir=folder / "logs",
-    )
+    return DemoSite.existing(folder)
 
 
 def best_of(repeat: int, fn: Callable[[], Any]) -> float:

@@ -122,6 +122,7 @@ async def test_long_listings_read_in_two_halves_equal_one_read(
 ) -> None:
     """The demo site is below the split threshold, so lower it: the parallel halves must give the same frame."""
     listing = getattr(client, area).list
+    monkeypatch.setattr(client.cache, "max_bytes", 0)  # every call reads: this test counts the reads
     single = await listing(**filters)
     monkeypatch.setattr(fetch_listing_module, "SPLIT_MIN_ROWS", 1)
     db = await client._connections.products()

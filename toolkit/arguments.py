@@ -34,6 +34,11 @@ def to_utc_timestamp(value: TimeLike, name: str) -> pd.Timestamp:
     return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
+def as_of_time(value: TimeLike | None) -> pd.Timestamp:
+    """The moment ages are measured to: ``value`` (an ``as_of`` argument) or now, in UTC."""
+    return pd.Timestamp.now(tz="UTC") if value is None else to_utc_timestamp(value, "as_of")
+
+
 def to_unix(value: TimeLike | None, name: str) -> float | None:
     if value is None:
         return None

@@ -107,6 +107,16 @@ def _report(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
     out.write(f"wrote {target} ({totals}{'; empty range' if report.empty else ''})\n")
 
 
+def _queue(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    frame = client.queue.stuck(ns.stuck) if ns.stuck else client.queue.list(state=ns.state, limit=ns.limit)
+    _emit(_pick_columns(frame, ns.columns), ns.format, out)
+
+
+def _services(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    frame = client.services.status(check_timeout=ns.timeout)
+    _emit(_pick_columns(frame, ns.columns), ns.format, out)
+
+
 def _demo(ns: argparse.Namespace, out: TextIO) -> None:
     from tqdm import tqdm
 
@@ -132,9 +142,10 @@ def _lab(ns: argparse.Namespace, out: TextIO) -> NoReturn:
     from .demo import DemoSite
 
     folder = Path(ns.folder)
-    site = DemoSite(folder, folder / "products.sqlite3", folder / "cal_registry.sqlite3", folder / "logs")
+    site = DemoSite.existing(folder)
     if not site.products_db.exists():
         _demo(ns, out)
+        site = DemoSite.existing(folder)
     jupyter = shutil.which("jupyter", path=str(Path(sys.executable).parent)) or shutil.which("jupyter")
     if jupyter is None:
         raise ConfigurationError(
@@ -212,6 +223,13 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--status", action="append")
     cal.add_argument("--valid-at-mjd", dest="valid_at_mjd", type=float)
 
+    queue = listing("queue", "list the ingest queue (newest first), or the stuck groups")
+    queue.add_argument("--state", action="append", help="state (repeatable)")
+    queue.add_argument("--stuck", metavar="AGE", help="only groups not updated for AGE (e.g. 6h, '2 days')")
+    queue.add_argument("--limit", type=int, default=20)
+    services = listing("services", "health of the databases, log folders and configured endpoints")
+    services.add_argument("--timeout", type=float, default=2.0, help="seconds per check (they run at once)")
+
     report = sub.add_parser("report", help="write a QA report (HTML with plots, or Markdown for .md)")
     report.add_argument("--since", help="ISO-8601 date/time")
     report.add_argument("--until", help="ISO-8601 date/time")
@@ -251,6 +269,10 @@ def _handler(ns: argparse.Namespace) -> Handler:
         return _stats
     if ns.command == "report":
         return _report
+    if ns.command == "queue":
+        return _queue
+    if ns.command == "services":
+        return _services
     return _logs_tail if ns.logs_command == "tail" else _logs_grep
 
 

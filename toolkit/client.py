@@ -15,7 +15,11 @@ from .domains.images import Images
 from .domains.jobs import Jobs
 from .domains.logs import Logs
 from .domains.ms import MeasurementSets
+from .domains.provenance import Provenance
+from .domains.provenance import provenance as _provenance
 from .domains.qa import QA
+from .domains.queue import Queue
+from .domains.services import Services
 from .domains.sources import Sources
 from .domains.stats import stats as _stats
 from .records import Stats
@@ -45,6 +49,9 @@ class AsyncClient:
         self.cal = CalTables(self._connections)
         self.logs = Logs(self._connections)
         self.qa = QA(self._connections, self.logs)
+        self.queue = Queue(self._connections)
+        self.services = Services(self._connections)
+        self.cache = self._connections.cache
 
     async def open(self) -> AsyncClient:
         """Open the products database now (it opens on first use otherwise); errors surface here."""
@@ -75,7 +82,18 @@ class AsyncClient:
 
     async def stats(self) -> Stats:
         """Dashboard counts: MS by stage, images, photometry rows, sources, jobs by status, cal tables."""
-        return await _stats(self._connections)
+        cache = self._connections.cache
+        if not cache.enabled:
+            return await _stats(self._connections)
+        return await cache.get_or_compute("stats()", lambda: _stats(self._connections))
+
+    async def provenance(self, target: int | str) -> Provenance:
+        """The chain around an image (id or path), an MS (path) or a run id: the MS, the cal tables applied
+        and solved from it, the job and its log, the images made from it and their photometry rows. Missing
+        links are listed in ``missing``, not raised."""
+        return await _provenance(
+            self._connections, target, images=self.images, ms_area=self.ms, jobs=self.jobs, logs=self.logs
+        )
 
     async def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
         """Run one read-only SQL statement on the products database and return a DataFrame.

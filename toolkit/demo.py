@@ -28,6 +28,9 @@ SECONDS_PER_DAY = 86400.0
 MS_ROOT = "/stage/dsa110-contimg/ms"
 IMAGE_ROOT = "/stage/dsa110-contimg/images"
 CAL_ROOT = "/stage/dsa110-contimg/caltables"
+INCOMING_ROOT = "/data/incoming"
+QUEUE_STATES = ("collecting", "pending", "in_progress", "completed", "failed")
+EXPECTED_SUBBANDS = 16
 DSA110_DEC = 54.57
 Schema = Literal["newer", "older"]
 Progress = Callable[[str, int, int], None]
@@ -63,12 +66,28 @@ class DemoSite:
     log_dir: Path
     variable_sources: tuple[str, ...] = field(default=())
     transient_source: str = ""
+    queue_db: Path | None = None
+
+    @classmethod
+    def existing(cls, root: str | Path) -> DemoSite:
+        """The paths of a site built earlier in ``root`` (the queue database only if that build made one)."""
+        folder = Path(root)
+        queue = folder / "ingest_queue.sqlite3"
+        return cls(
+            root=folder,
+            products_db=folder / "products.sqlite3",
+            cal_registry_db=folder / "cal_registry.sqlite3",
+            log_dir=folder / "logs",
+            queue_db=queue if queue.exists() else None,
+        )
 
     @property
     def env(self) -> dict[str, str]:
         env = {"PIPELINE_PRODUCTS_DB": str(self.products_db), "PIPELINE_LOG_DIRS": str(self.log_dir)}
         if self.cal_registry_db is not None:
             env["PIPELINE_CAL_REGISTRY_DB"] = str(self.cal_registry_db)
+        if self.queue_db is not None:
+            env["PIPELINE_QUEUE_DB"] = str(self.queue_db)
         return env
 
     def settings_kwargs(self) -> dict[str, Any]:
@@ -76,6 +95,7 @@ class DemoSite:
             "products_db": self.products_db,
             "cal_registry_db": self.cal_registry_db,
             "log_dirs": (self.log_dir,),
+            "queue_db": self.queue_db,
         }
 
 
@@ -526,6 +546,57 @@ class _Builder:
                 item_id += 1
         return batch_rows, items
 
+    # ------------------------------------------------------------------------------- ingest queue
+    def ingest_queue(self) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The streaming converter's queue: old groups done (a few failed after retries), a few stuck in
+        progress for days, the newest still collecting their subband files."""
+        rng = self.rng
+        groups = list(self.ms["group_id"][-min(len(self.ms["group_id"]), 60) :])
+        last = datetime.fromisoformat(groups[-1]).replace(tzinfo=UTC).timestamp()
+        groups += [
+            datetime.fromtimestamp(last + 300 * (k + 1), tz=UTC).strftime("%Y-%m-%dT%H:%M:%S")
+            for k in range(4)
+        ]
+        n = len(groups)
+        state = ["completed"] * n
+        for k in range(n - 4, n):
+            state[k] = "collecting"
+        state[n - 6], state[n - 5] = "pending", "in_progress"
+        for k in (3, 11, 19):
+            state[k] = "failed"
+        for k in (5, 15):
+            state[k] = "in_progress"  # stuck: last update days ago
+        rows, files = [], []
+        for k, group in enumerate(groups):
+            received = datetime.fromisoformat(group).replace(tzinfo=UTC).timestamp() + 310
+            last_update = min(received + float(rng.uniform(60, 900)), self.now_unix - 30)
+            if k in (5, 15):
+                last_update = self.now_unix - float(rng.uniform(2, 4)) * SECONDS_PER_DAY
+            present = list(range(EXPECTED_SUBBANDS))
+            if state[k] == "collecting":
+                present = sorted(
+                    rng.choice(EXPECTED_SUBBANDS, int(rng.integers(3, 15)), replace=False).tolist()
+                )
+            elif state[k] == "failed" and k == 11:
+                present.remove(int(rng.integers(0, EXPECTED_SUBBANDS)))  # a subband never arrived
+            retries = int(rng.integers(1, 4)) if state[k] == "failed" else 0
+            rows.append(
+                (
+                    group,
+                    state[k],
+                    received,
+                    last_update,
+                    EXPECTED_SUBBANDS,
+                    retries,
+                    "conversion failed: missing subband" if state[k] == "failed" else None,
+                    f"/stage/checkpoints/{group}.ckpt" if state[k] == "in_progress" else None,
+                    {"in_progress": "conversion", "completed": "done", "failed": "conversion"}.get(state[k]),
+                    5,
+                )
+            )
+            files += [(group, sb, f"{INCOMING_ROOT}/{group}_sb{sb:02d}.hdf5") for sb in present]
+        return rows, files
+
     # -------------------------------------------------------------------------------- cal tables
     def caltables(self) -> dict[str, Any]:
         rng = self.rng
@@ -613,6 +684,16 @@ _EXTRA_TABLES = (
     "CREATE TABLE hdf5_file_index (path TEXT PRIMARY KEY, group_id TEXT, subband INTEGER)",
     "CREATE TABLE storage_locations (id INTEGER PRIMARY KEY, name TEXT, root TEXT)",
 )
+
+_QUEUE_SCHEMA = """
+CREATE TABLE ingest_queue (group_id TEXT PRIMARY KEY, state TEXT NOT NULL, received_at REAL, last_update REAL,
+    expected_subbands INTEGER, retry_count INTEGER DEFAULT 0, error TEXT, checkpoint_path TEXT,
+    processing_stage TEXT, chunk_minutes REAL);
+CREATE TABLE subband_files (group_id TEXT NOT NULL, subband_idx INTEGER NOT NULL, path TEXT NOT NULL,
+    PRIMARY KEY (group_id, subband_idx));
+CREATE INDEX idx_queue_state ON ingest_queue(state);
+CREATE INDEX idx_queue_update ON ingest_queue(last_update);
+"""
 
 _INDEXES = (
     "CREATE INDEX idx_ms_stage ON ms_index(stage)",
@@ -733,6 +814,17 @@ def build_demo_site(
             rconn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         finally:
             rconn.close()
+    queue = root / "ingest_queue.sqlite3"
+    qconn = _open_new(queue)
+    try:
+        rows, files = b.ingest_queue()
+        with qconn:
+            qconn.executescript(_QUEUE_SCHEMA)
+            qconn.executemany("INSERT INTO ingest_queue VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            qconn.executemany("INSERT INTO subband_files VALUES (?, ?, ?)", files)
+        qconn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        qconn.close()
     tick(len(steps))
     return DemoSite(
         root=root,
@@ -741,4 +833,5 @@ def build_demo_site(
         log_dir=log_dir,
         variable_sources=b.variable_sources,
         transient_source=b.transient_source,
+        queue_db=queue,
     )

@@ -312,3 +312,35 @@ class JobQA(QARecord):
     pipeline_config: Any
     metrics: dict[str, Any]
     timestamp: datetime | None
+
+
+@dataclass(frozen=True)
+class QueueGroup(Record):
+    _title_field: ClassVar[str] = "group_id"
+
+    group_id: str
+    state: str | None
+    received_at: datetime | None
+    last_update: datetime | None
+    expected_subbands: int | None
+    retry_count: int | None
+    error: str | None
+    checkpoint_path: str | None
+    processing_stage: str | None
+    chunk_minutes: float | None
+    subbands: tuple[int, ...] = ()
+    files: tuple[str, ...] = ()
+    missing: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class QueueStats(Record):
+    total: int
+    by_state: dict[str, int]
+    by_stage: dict[str, int]
+    oldest_pending: str | None
+    oldest_pending_age: timedelta | None
+    retries: int
+
+    def title(self) -> str:
+        return "Ingest queue"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -15,9 +16,30 @@ ENV_CAL_REGISTRY_DB = "PIPELINE_CAL_REGISTRY_DB"
 ENV_LOG_DIRS = "PIPELINE_LOG_DIRS"
 ENV_QUERY_TIMEOUT = "CONTIMG_QUERY_TIMEOUT"
 ENV_POOL_SIZE = "CONTIMG_POOL_SIZE"
+ENV_QUEUE_DB = "PIPELINE_QUEUE_DB"
+ENV_CACHE_BYTES = "CONTIMG_CACHE_BYTES"
+ENV_CACHE_TTL = "CONTIMG_CACHE_TTL"
+ENV_SERVICES = "CONTIMG_SERVICES"
 
 DEFAULT_QUERY_TIMEOUT = 30.0
 DEFAULT_POOL_SIZE = 4
+DEFAULT_CACHE_BYTES = 256 * 2**20
+DEFAULT_CACHE_TTL = 300.0
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A network service to check: ``tcp://host:port`` or ``http(s)://host:port/health-path``."""
+
+    name: str
+    scheme: str
+    host: str
+    port: int
+    path: str = ""
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://{self.host}:{self.port}{self.path}"
 
 
 @dataclass(frozen=True)
@@ -33,6 +55,10 @@ class Settings:
     log_dirs: tuple[Path, ...] = ()
     query_timeout: float = DEFAULT_QUERY_TIMEOUT
     pool_size: int = DEFAULT_POOL_SIZE
+    queue_db: Path | None = None
+    cache_bytes: int = DEFAULT_CACHE_BYTES  # 0 turns the result cache off
+    cache_ttl: float = DEFAULT_CACHE_TTL
+    services: tuple[Endpoint, ...] = ()
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -42,6 +68,10 @@ class Settings:
             )
         if self.pool_size < 1:
             raise ValidationError(f"pool_size must be at least 1, got {self.pool_size}")
+        if self.cache_bytes < 0:
+            raise ValidationError(f"cache_bytes must be >= 0 (0 turns the cache off), got {self.cache_bytes}")
+        if not (self.cache_ttl > 0):
+            raise ValidationError(f"cache_ttl must be a positive number of seconds, got {self.cache_ttl}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -99,6 +129,36 @@ def _paths(value: str | os.PathLike[str] | tuple[Any, ...] | list[Any]) -> tuple
     return tuple(_path(item) for item in items if os.fspath(item).strip())
 
 
+def _endpoint(name: str, url: str) -> Endpoint:
+    parsed = urllib.parse.urlsplit(url.strip())
+    if parsed.scheme not in ("tcp", "http", "https") or not parsed.hostname:
+        raise ValueError(f"{name}: {url!r} is not tcp://host:port or http(s)://host:port/path")
+    port = parsed.port or {"http": 80, "https": 443}.get(parsed.scheme)
+    if port is None:
+        raise ValueError(f"{name}: {url!r} needs a port")
+    return Endpoint(name.strip(), parsed.scheme, parsed.hostname, port, parsed.path)
+
+
+def _services(value: str | Mapping[str, str] | tuple[Any, ...] | list[Any]) -> tuple[Endpoint, ...]:
+    """``"api=http://127.0.0.1:8000/health,db=tcp://127.0.0.1:5432"``, a mapping name -> URL, or Endpoints."""
+    if isinstance(value, str):
+        items: list[Any] = [part for part in value.split(",") if part.strip()]
+    elif isinstance(value, Mapping):
+        items = [f"{k}={v}" for k, v in value.items()]
+    else:
+        items = list(value)
+    out = []
+    for item in items:
+        if isinstance(item, Endpoint):
+            out.append(item)
+            continue
+        name, sep, url = str(item).partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{item!r} is not name=URL")
+        out.append(_endpoint(name, url))
+    return tuple(out)
+
+
 def _reject_unknown(overrides: Mapping[str, Any]) -> None:
     unknown = set(overrides) - set(_VARIABLES)
     if unknown:
@@ -118,6 +178,10 @@ _VARIABLES: dict[str, str] = {
     "log_dirs": ENV_LOG_DIRS,
     "query_timeout": ENV_QUERY_TIMEOUT,
     "pool_size": ENV_POOL_SIZE,
+    "queue_db": ENV_QUEUE_DB,
+    "cache_bytes": ENV_CACHE_BYTES,
+    "cache_ttl": ENV_CACHE_TTL,
+    "services": ENV_SERVICES,
 }
 
 _CONVERTERS: dict[str, Any] = {
@@ -126,4 +190,8 @@ _CONVERTERS: dict[str, Any] = {
     "log_dirs": _paths,
     "query_timeout": float,
     "pool_size": int,
+    "queue_db": _path,
+    "cache_bytes": int,
+    "cache_ttl": float,
+    "services": _services,
 }

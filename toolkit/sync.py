@@ -144,6 +144,10 @@ class Client:
         self.settings = self._async.settings
         self.images = _Namespace(self._loop, self._async.images)
         self.qa = _Namespace(self._loop, self._async.qa)
+        self.queue = _Namespace(self._loop, self._async.queue)
+        self.services = _Namespace(self._loop, self._async.services)
+        self.cache = self._async.cache  # plain methods, no I/O: shared as it is
+        self.provenance = _blocking(self._loop, self._async.provenance)
         self.ms = _Namespace(self._loop, self._async.ms)
         self.sources = _Namespace(self._loop, self._async.sources)
         self.jobs = _Namespace(self._loop, self._async.jobs)

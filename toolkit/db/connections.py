@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from ..cache import ResultCache
 from ..errors import ClientClosedError, ConfigurationError
-from ..settings import ENV_CAL_REGISTRY_DB, Settings
+from ..settings import ENV_CAL_REGISTRY_DB, ENV_QUEUE_DB, Settings
 from .sqlite import SQLiteBackend
 
 
@@ -19,6 +20,8 @@ class Connections:
         self._products: SQLiteBackend | None = None
         self._calibration: SQLiteBackend | None = None
         self._calibration_checked = False
+        self._queue: SQLiteBackend | None = None
+        self.cache = ResultCache(settings.cache_bytes, settings.cache_ttl, self.data_versions)
         self._lock: asyncio.Lock | None = None
         self._closed = False
 
@@ -49,6 +52,31 @@ class Connections:
                     self._calibration_checked = True
         self._check_open()
         return self._calibration
+
+    async def queue(self) -> SQLiteBackend:
+        """The streaming converter's queue database (``PIPELINE_QUEUE_DB``)."""
+        if self._queue is None:
+            path = self.settings.queue_db
+            if path is None:
+                raise ConfigurationError(
+                    f"no ingest queue database configured: pass queue_db=... or set {ENV_QUEUE_DB}"
+                )
+            async with self._get_lock():
+                self._check_open()
+                if self._queue is None:
+                    self._queue = await self._open(path, "ingest queue database", "queue_db", "ingest_queue")
+        self._check_open()
+        return self._queue
+
+    async def data_versions(self) -> tuple[int, ...]:
+        """Each open database's change counter, for the result cache (one crossing per database)."""
+        backends = {id(b): b for b in self.opened().values()}
+        return tuple([await b.data_version() for b in backends.values()])
+
+    def opened(self) -> dict[str, SQLiteBackend]:
+        """The databases opened so far, by setting name."""
+        found = {"products_db": self._products, "cal_registry_db": self._calibration, "queue_db": self._queue}
+        return {name: backend for name, backend in found.items() if backend is not None}
 
     async def _open(self, path: Path, label: str, setting: str, required_table: str) -> SQLiteBackend:
         s = self.settings
@@ -85,6 +113,6 @@ class Connections:
 
     async def aclose(self) -> None:
         self._closed = True
-        backends = {id(b): b for b in (self._products, self._calibration) if b is not None}
+        backends = {id(b): b for b in (self._products, self._calibration, self._queue) if b is not None}
         for backend in backends.values():
             await backend.aclose()

@@ -125,6 +125,8 @@ class SQLiteBackend:
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix=f"contimg-{label}")
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._closed = False
+        self._version_conn: sqlite3.Connection | None = None
+        self._version_lock = threading.Lock()
 
     # ----------------------------------------------------------------------------------- lifecycle
     @classmethod
@@ -180,6 +182,10 @@ class SQLiteBackend:
                 with contextlib.suppress(Exception):
                     conn.close()
             self._adbc_all.clear()
+        with self._version_lock:
+            if self._version_conn is not None:
+                self._version_conn.close()
+                self._version_conn = None
 
     def _check_open(self) -> None:
         if self._closed:
@@ -377,6 +383,18 @@ class SQLiteBackend:
             if conn in self._adbc_all:
                 self._adbc_all.remove(conn)
         conn.close()
+
+    # ------------------------------------------------------------------------------ change detection
+    async def data_version(self) -> int:
+        """``PRAGMA data_version`` on a connection kept for it: changes whenever another connection commits."""
+        self._check_open()
+        return await self._in_worker(self._read_data_version)
+
+    def _read_data_version(self) -> int:
+        with self._version_lock:
+            if self._version_conn is None:
+                self._version_conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+            return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
 
     # ---------------------------------------------------------------------------------- SQL dialect
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:

@@ -8,6 +8,7 @@ import pandas as pd
 
 from .. import frames
 from ..arguments import check_choices, check_number, check_text
+from ..cache import cached
 from ..db.base import Backend, Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError
@@ -86,6 +87,7 @@ class CalTables:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
 
+    @cached("cal:list")
     async def list(
         self,
         *,

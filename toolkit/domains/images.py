@@ -8,6 +8,7 @@ import pandas as pd
 
 from .. import frames, runids
 from ..arguments import TimeLike, check_choices, check_limit, check_text, check_time_range
+from ..cache import cached
 from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
@@ -95,6 +96,7 @@ class Images:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
 
+    @cached("images:list")
     async def list(
         self,
         *,

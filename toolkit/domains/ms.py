@@ -16,6 +16,7 @@ from ..arguments import (
     check_text,
     check_time_range,
 )
+from ..cache import cached
 from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError
@@ -100,6 +101,7 @@ class MeasurementSets:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
 
+    @cached("ms:list")
     async def list(
         self,
         *,

@@ -19,12 +19,13 @@ from ..arguments import (
     MJD_UNIX_EPOCH,
     SECONDS_PER_DAY,
     TimeLike,
+    as_of_time,
     check_choices,
     check_limit,
     check_text,
     check_time_range,
-    to_utc_timestamp,
 )
+from ..cache import cached
 from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ToolkitError, ValidationError
@@ -226,10 +227,6 @@ def _job_post(rules: QARules, now: pd.Timestamp) -> Callable[[pd.DataFrame], pd.
     return post
 
 
-def _now(as_of: TimeLike | None) -> pd.Timestamp:
-    return pd.Timestamp.now(tz="UTC") if as_of is None else to_utc_timestamp(as_of, "as_of")
-
-
 def _metrics(row: Mapping[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     return {name: row[name] for name in names if name in row}
 
@@ -260,6 +257,7 @@ class QA:
         self._logs = logs
 
     # ------------------------------------------------------------------------------------ images
+    @cached("qa:images")
     async def images(
         self,
         *,
@@ -314,6 +312,7 @@ class QA:
         )
 
     # ---------------------------------------------------------------------------- measurement sets
+    @cached("qa:ms_list")
     async def ms_list(
         self,
         *,
@@ -342,7 +341,7 @@ class QA:
             key="m.mid_mjd",
             count_source="ms_index AS m",
             kinds=MS_KINDS,
-            post=_ms_post(resolved, _now(as_of)),
+            post=_ms_post(resolved, as_of_time(as_of)),
         )
         return _grade_filter(frame, grade)
 
@@ -355,7 +354,7 @@ class QA:
         q = ms_metrics_select(db.catalog, one=True)
         q.filter("m.path = ?", check_text(path, "path"))
         sql, params = q.build()
-        frame = await db.fetch_frame(sql, params, MS_KINDS, post=_ms_post(resolved, _now(as_of)))
+        frame = await db.fetch_frame(sql, params, MS_KINDS, post=_ms_post(resolved, as_of_time(as_of)))
         if frame.empty:
             raise RecordNotFoundError("measurement set", path)
         row = frames.first_row(frame)
@@ -375,6 +374,7 @@ class QA:
         )
 
     # ------------------------------------------------------------------------------------- jobs
+    @cached("qa:jobs")
     async def jobs(
         self,
         *,
@@ -390,7 +390,9 @@ class QA:
         resolved = QARules.resolve(rules)
         db = await self._connections.products()
         sql, params = jobs_domain.list_query(db.catalog, status=status, since=since, until=until, limit=limit)
-        frame = await db.fetch_frame(sql, params, jobs_domain.KINDS, post=_job_post(resolved, _now(as_of)))
+        frame = await db.fetch_frame(
+            sql, params, jobs_domain.KINDS, post=_job_post(resolved, as_of_time(as_of))
+        )
         return _grade_filter(frame, grade)
 
     async def job(
@@ -400,7 +402,9 @@ class QA:
         resolved = QARules.resolve(rules)
         db = await self._connections.products()
         sql, params = jobs_domain.get_query(db.catalog, run_id)
-        frame = await db.fetch_frame(sql, params, jobs_domain.KINDS, post=_job_post(resolved, _now(as_of)))
+        frame = await db.fetch_frame(
+            sql, params, jobs_domain.KINDS, post=_job_post(resolved, as_of_time(as_of))
+        )
         if frame.empty:
             raise RecordNotFoundError("job", run_id)
         row = frames.first_row(frame)
@@ -435,7 +439,7 @@ class QA:
         error of their logs. ``progress(step, done, total)`` is called as each part is read."""
         resolved = QARules.resolve(rules)
         check_time_range(since, until)
-        now = _now(as_of)
+        now = as_of_time(as_of)
         steps = ("images", "measurement sets", "jobs", "job logs")
 
         def tick(done: int) -> None:

@@ -9,6 +9,7 @@ import pandas as pd
 
 from .. import frames, science
 from ..arguments import check_limit, check_mjd_range, check_text
+from ..cache import cached
 from ..db.base import Backend, Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
@@ -164,6 +165,7 @@ class Sources:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
 
+    @cached("sources:list")
     async def list(
         self, *, min_detections: int | None = None, limit: int | None = None, offset: int = 0
     ) -> pd.DataFrame:

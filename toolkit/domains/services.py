@@ -1,0 +1,217 @@
+"""``client.services``: is everything the toolkit reads there and healthy?
+
+One row per check: each configured database (opens read-only, size, WAL size, last change), each log
+folder (exists, readable, free disk), and each network endpoint from the settings (TCP connect, or an HTTP
+GET of its health path). All checks run at once, each bounded by ``timeout``, so ``status()`` returns within
+the largest timeout however many services are down. File checks run in one worker thread each; the network
+checks are plain asyncio streams.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sqlite3
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, ClassVar, Literal
+
+import pandas as pd
+
+from ..db.connections import Connections
+from ..db.sqlite import read_only_uri
+from ..errors import RecordNotFoundError, ValidationError
+from ..records import Record
+from ..settings import Endpoint
+
+Status = Literal["running", "degraded", "stopped", "error"]
+DEFAULT_TIMEOUT = 2.0
+# A WAL this large that is also larger than its database means checkpoints are not keeping up.
+LARGE_WAL_BYTES = 64 * 2**20
+LOW_DISK_BYTES = 2**30
+_DTYPES = {
+    "response_ms": "float64",
+    "size_bytes": "Int64",
+    "wal_bytes": "Int64",
+    "free_bytes": "Int64",
+    "modified_at": "datetime64[us, UTC]",
+}
+COLUMNS = [
+    "name",
+    "kind",
+    "target",
+    "status",
+    "response_ms",
+    "error",
+    "size_bytes",
+    "wal_bytes",
+    "modified_at",
+    "free_bytes",
+]
+
+
+@dataclass(frozen=True)
+class ServiceCheck(Record):
+    _title_field: ClassVar[str] = "name"
+
+    name: str
+    kind: str  # database, log_dir, tcp, http
+    target: str
+    status: Status
+    response_ms: float | None
+    error: str | None
+    size_bytes: int | None = None
+    wal_bytes: int | None = None
+    modified_at: datetime | None = None
+    free_bytes: int | None = None
+
+
+def _database(name: str, path: Path) -> ServiceCheck:
+    started = time.perf_counter()
+
+    def done(status: Status, error: str | None = None, **extra: Any) -> ServiceCheck:
+        ms = (time.perf_counter() - started) * 1000
+        return ServiceCheck(name, "database", str(path), status, ms, error, **extra)
+
+    if not path.exists():
+        return done("error", "file does not exist")
+    try:
+        stat = path.stat()
+        wal = Path(str(path) + "-wal")
+        wal_bytes = wal.stat().st_size if wal.exists() else 0
+        with sqlite3.connect(read_only_uri(path), uri=True, timeout=1.0) as conn:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        conn.close()
+    except (OSError, sqlite3.Error) as exc:
+        return done("error", f"cannot be read as SQLite: {exc}")
+    modified = datetime.fromtimestamp(max(stat.st_mtime, wal.stat().st_mtime if wal_bytes else 0), tz=UTC)
+    extra = {"size_bytes": stat.st_size, "wal_bytes": wal_bytes, "modified_at": modified}
+    if wal_bytes > LARGE_WAL_BYTES and wal_bytes > stat.st_size:
+        return done(
+            "degraded", f"WAL is {wal_bytes:,} bytes, larger than the database: checkpoints lag", **extra
+        )
+    return done("running", None, **extra)
+
+
+def _log_dir(name: str, path: Path) -> ServiceCheck:
+    started = time.perf_counter()
+
+    def done(status: Status, error: str | None = None, free: int | None = None) -> ServiceCheck:
+        return ServiceCheck(
+            name, "log_dir", str(path), status, (time.perf_counter() - started) * 1000, error, free_bytes=free
+        )
+
+    if not path.is_dir():
+        return done("error", "folder does not exist")
+    if not os.access(path, os.R_OK | os.X_OK):
+        return done("error", "folder is not readable by this user")
+    free = shutil.disk_usage(path).free
+    if free < LOW_DISK_BYTES:
+        return done("degraded", f"only {free:,} bytes free on its disk", free)
+    return done("running", None, free)
+
+
+async def _network(endpoint: Endpoint, limit: float) -> ServiceCheck:
+    started = time.perf_counter()
+
+    def done(status: Status, error: str | None = None) -> ServiceCheck:
+        return ServiceCheck(
+            endpoint.name,
+            endpoint.scheme if endpoint.scheme == "tcp" else "http",
+            endpoint.url,
+            status,
+            (time.perf_counter() - started) * 1000,
+            error,
+        )
+
+    writer: asyncio.StreamWriter | None = None
+    try:
+        async with asyncio.timeout(limit):
+            reader, writer = await asyncio.open_connection(
+                endpoint.host, endpoint.port, ssl=True if endpoint.scheme == "https" else None
+            )
+            if endpoint.scheme == "tcp":
+                return done("running")
+            request = (
+                f"GET {endpoint.path or '/'} HTTP/1.1\r\nHost: {endpoint.host}\r\nConnection: close\r\n\r\n"
+            )
+            writer.write(request.encode("ascii"))
+            await writer.drain()
+            line = (await reader.readline()).decode("latin-1").strip()
+    except TimeoutError:
+        return done("error", f"no answer within {limit:g} s")
+    except ConnectionRefusedError:
+        return done("stopped", "connection refused")
+    except OSError as exc:
+        return done("error", str(exc) or type(exc).__name__)
+    finally:
+        if writer is not None:
+            writer.close()
+    parts = line.split(" ", 2)
+    if len(parts) < 2 or not parts[1].isdigit():
+        return done("error", f"not an HTTP answer: {line[:80]!r}")
+    code = int(parts[1])
+    if 200 <= code < 300:
+        return done("running")
+    return done("degraded", f"HTTP {code} {parts[2] if len(parts) > 2 else ''}".strip())
+
+
+class Services:
+    def __init__(self, connections: Connections) -> None:
+        self._connections = connections
+
+    def _planned(self) -> list[tuple[str, str, Any]]:
+        s = self._connections.settings
+        planned: list[tuple[str, str, Any]] = []
+        for name in ("products_db", "cal_registry_db", "queue_db"):
+            path = getattr(s, name)
+            if path is not None:
+                planned.append((name, "database", path))
+        for k, folder in enumerate(s.log_dirs):
+            planned.append((f"log_dir[{k}]" if len(s.log_dirs) > 1 else "log_dir", "log_dir", folder))
+        for endpoint in s.services:
+            planned.append((endpoint.name, "network", endpoint))
+        return planned
+
+    async def _run(self, planned: list[tuple[str, str, Any]], limit: float) -> list[ServiceCheck]:
+        async def one(name: str, kind: str, target: Any) -> ServiceCheck:
+            if kind == "network":
+                return await _network(target, limit)
+            check = _database if kind == "database" else _log_dir
+            try:
+                async with asyncio.timeout(limit):
+                    return await asyncio.to_thread(check, name, target)
+            except TimeoutError:
+                return ServiceCheck(
+                    name, kind, str(target), "error", limit * 1000, f"no answer within {limit:g} s"
+                )
+
+        return list(await asyncio.gather(*(one(*p) for p in planned)))
+
+    async def status(
+        self, name_or_port: str | int | None = None, *, check_timeout: float = DEFAULT_TIMEOUT
+    ) -> Any:
+        """Every check as a DataFrame (status running / degraded / stopped / error, response time in ms, the
+        error), or one check as a ``ServiceCheck`` when a name or an endpoint's port is given. Every check
+        runs at once and is bounded by ``check_timeout`` seconds, so the call takes at most about that long."""
+        timeout = check_timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValidationError(f"check_timeout must be a positive number of seconds, got {timeout!r}")
+        planned = self._planned()
+        if name_or_port is None:
+            checks = await self._run(planned, timeout)
+            frame = pd.DataFrame([c.to_dict() for c in checks], columns=COLUMNS)
+            return frame.astype(_DTYPES)
+        chosen = [
+            p
+            for p in planned
+            if p[0] == name_or_port
+            or (isinstance(name_or_port, int) and isinstance(p[2], Endpoint) and p[2].port == name_or_port)
+        ]
+        if not chosen:
+            known = ", ".join(p[0] for p in planned) or "none configured"
+            raise RecordNotFoundError("service check", name_or_port, f"known checks: {known}")
+        return (await self._run(chosen[:1], timeout))[0]
