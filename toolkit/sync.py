@@ -63,6 +63,13 @@ class LoopThread:
                 concurrent.futures.wait([future], timeout=SETTLE_SECONDS)
             raise
 
+    def submit(self, coro: Coroutine[Any, Any, T]) -> concurrent.futures.Future[T]:
+        """Start ``coro`` on the private loop without waiting (widgets await it from the kernel's loop)."""
+        if not self.thread.is_alive():
+            coro.close()
+            raise ClientClosedError("this client is closed; make a new one")
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)
+
     def stop(self) -> None:
         if self.thread.is_alive():
             self.loop.call_soon_threadsafe(self.loop.stop)
@@ -156,6 +163,11 @@ class Client:
         self.stats = _blocking(self._loop, self._async.stats)
         self.sql = _blocking(self._loop, self._async.sql)
         self._close_lock = threading.Lock()
+
+    @property
+    def loop_thread(self) -> LoopThread:
+        """The private loop every call of this client runs on."""
+        return self._loop
 
     @property
     def async_client(self) -> AsyncClient:

@@ -35,6 +35,20 @@ FLUX = "COALESCE(p.flux_jy, p.peak_jyb)"
 FLUX_ERR = "CASE WHEN p.flux_jy IS NULL THEN p.peak_err_jyb ELSE p.flux_err_jy END"
 
 
+# One row per source, aggregated over its photometry rows (``FROM photometry AS p ... GROUP BY p.source_id``).
+SOURCE_COLUMNS = (
+    "p.source_id AS source_id",
+    "AVG(p.ra_deg) AS ra_deg",
+    "AVG(p.dec_deg) AS dec_deg",
+    "COUNT(*) AS n_measurements",
+    "MIN(p.mjd) AS first_mjd",
+    "MAX(p.mjd) AS last_mjd",
+    f"AVG({FLUX}) AS mean_flux_jy",
+    f"MAX({FLUX}) AS max_flux_jy",
+    "MAX(p.nvss_flux_mjy) AS nvss_flux_mjy",
+)
+
+
 def _photometry_columns(catalog: Catalog, names: Sequence[str]) -> list[str]:
     present = catalog.columns("photometry")
     return [f"p.{n} AS {n}" if n in present else f"NULL AS {n}" for n in names]
@@ -53,12 +67,7 @@ def list_query(
         isinstance(min_detections, bool) or not isinstance(min_detections, int) or min_detections < 0
     ):
         raise ValidationError(f"min_detections must be a whole number >= 0, got {min_detections!r}")
-    sql = (
-        "SELECT p.source_id AS source_id, AVG(p.ra_deg) AS ra_deg, AVG(p.dec_deg) AS dec_deg, "
-        "COUNT(*) AS n_measurements, MIN(p.mjd) AS first_mjd, MAX(p.mjd) AS last_mjd, "
-        f"AVG({FLUX}) AS mean_flux_jy, MAX({FLUX}) AS max_flux_jy, MAX(p.nvss_flux_mjy) AS nvss_flux_mjy "
-        "FROM photometry AS p WHERE p.source_id IS NOT NULL GROUP BY p.source_id"
-    )
+    sql = f"SELECT {', '.join(SOURCE_COLUMNS)} FROM photometry AS p WHERE p.source_id IS NOT NULL GROUP BY p.source_id"
     params: list[Any] = []
     having: list[str] = []
     if min_detections is not None:

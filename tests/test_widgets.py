@@ -1,0 +1,190 @@
+"""Widget panels driven from Python: set widget values, call callbacks, check the model state."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from toolkit import AsyncClient, Client
+from toolkit.demo import DemoSite, build_demo_site
+from toolkit.widgets import Browser, Dashboard, ImagePanel, JobPanel, MSPanel, SourcePanel
+from toolkit.widgets.panels import thumbnail
+
+
+def rows(path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.05)
+
+
+async def test_browser_pages_filters_and_sorts(newer_client: AsyncClient, site: DemoSite) -> None:
+    browser = Browser(newer_client, page_size=50)
+    await browser.settled()
+    images = browser.views["images"]
+    total = rows(site.products_db, "SELECT COUNT(*) FROM images")[0][0]
+    assert images.state.count == total and len(images.frame) == 50
+    newest = [r[0] for r in rows(site.products_db, "SELECT id FROM images ORDER BY created_at DESC, id DESC")]
+    assert list(images.frame["id"]) == newest[:50]
+    images.next_page()
+    await browser.settled()
+    assert list(images.frame["id"]) == newest[50:100] and images.state.number == 1
+    images.previous_page()
+    await browser.settled()
+    assert list(images.frame["id"]) == newest[:50]
+    images.last_page()
+    await browser.settled()
+    assert list(images.frame["id"]) == newest[(len(newest) - 1) // 50 * 50 :][-len(images.frame) :]
+    assert images.state.label().startswith(f"page {(total - 1) // 50 + 1} of")
+    # Filter, sort, page size: each reloads page 1.
+    images.choice_widgets["type"].value = "image"
+    images.sort.value = "noise"
+    images.descending.value = False
+    await browser.settled()
+    noise = images.frame["noise_jy"].dropna().tolist()
+    assert set(images.frame["type"]) == {"image"} and noise == sorted(noise)
+    images.page_size.value = 100
+    await browser.settled()
+    assert len(images.frame) == min(
+        100, rows(site.products_db, "SELECT COUNT(*) FROM images WHERE type = 'image'")[0][0]
+    )
+    assert "<table" in images.table.value and images.table.value.count("<tr>") == len(images.frame) + 1
+    images.search.value = "no-such-path"
+    await browser.settled()
+    assert images.frame.empty and "no rows match" in images.message.value
+    for name in ("ms", "sources", "jobs", "cal"):
+        assert len(browser.views[name].frame) > 0, name
+    browser.close()
+    assert browser.runner.running == 0
+
+
+async def test_selecting_a_row_opens_its_panel_and_links_work(newer_client: AsyncClient) -> None:
+    browser = Browser(newer_client)
+    await browser.settled()
+    images = browser.views["images"]
+    images.rows.value = 0
+    await browser.settled()
+    panel = browser.panel
+    assert isinstance(panel, ImagePanel) and panel.ident == int(images.frame["id"].iloc[0])
+    assert panel.status.value == ""
+    body = "".join(getattr(c, "value", "") for c in panel.body.children[1:])
+    assert f'data-field="path">{panel.image.path}' in body
+    assert "QA: " in panel.body.children[0].children[1].value
+    assert "no image file" in panel.body.children[0].children[0].value  # the demo's FITS files do not exist
+    ms_button = panel.body.children[1].children[0]
+    ms_button.click()
+    await browser.settled()
+    assert isinstance(browser.panel, MSPanel) and browser.panel.ms.path == panel.image.ms_path
+    assert panel.runner.closed  # the image panel was closed when the MS panel replaced it
+    browser.views["sources"].rows.value = 0
+    await browser.settled()
+    source_panel = browser.panel
+    assert isinstance(source_panel, SourcePanel)
+    everything = source_panel.shown_points
+    low, high = source_panel.mjd_range.value
+    source_panel.mjd_range.value = (low, (low + high) / 2)
+    assert 0 < source_panel.shown_points < everything and source_panel.plot.value[:4] == b"\x89PNG"
+    browser.close()
+
+
+async def test_errors_show_in_the_panel(newer_client: AsyncClient) -> None:
+    panel = ImagePanel(newer_client, 10**9)
+    await panel.settled()
+    assert "RecordNotFoundError" in panel.status.value and panel.body.children == ()
+    panel.close()
+
+
+async def test_job_panel_tails_filters_and_follows(tmp_path: Path) -> None:
+    site = build_demo_site(tmp_path / "site")
+    async with AsyncClient(**site.settings_kwargs()) as client:
+        (run_id,) = next(
+            (r,)
+            for (r,) in rows(site.products_db, "SELECT run_id FROM jobs WHERE status = 'failed'")
+            if (site.log_dir / f"{r}.log").exists()
+        )
+        panel = JobPanel(client, run_id)
+        await panel.settled()
+        assert panel.job.run_id == run_id and len(panel.lines) > 5
+        assert "Traceback" in panel.log_view.value
+        panel.level.value = "ERROR"
+        assert all("ERROR" in ln for ln in panel.visible_lines()) and panel.visible_lines()
+        panel.level.value = "all"
+        panel.search.value = "tclean"
+        assert panel.visible_lines() and all("tclean" in ln.lower() for ln in panel.visible_lines())
+        panel.search.value = ""
+        panel.follow.value = True
+        await asyncio.sleep(0.5)  # the follow starts at the end of the file
+        with (site.log_dir / f"{run_id}.log").open("a") as log:
+            log.write(
+                "2026-11-30 12:00:01,000 - dsa110_contimg.imaging - INFO - a line written while following\n"
+            )
+        await until(lambda: "a line written while following" in panel.log_view.value)
+        assert panel.following
+        panel.follow.value = False
+        await asyncio.sleep(0.05)
+        assert not panel.following
+        panel.follow.value = True
+        await until(lambda: panel.following)
+        panel.close()
+        await asyncio.sleep(0.05)
+        assert panel.runner.running == 0
+
+
+async def test_dashboard_refreshes_and_stops(newer_client: AsyncClient, site: DemoSite) -> None:
+    dash = Dashboard(newer_client)
+    await dash.settled()
+    assert f">{rows(site.products_db, 'SELECT COUNT(*) FROM images')[0][0]}<" in dash.counts.value
+    assert dash.refreshes == 1 and "<table" in dash.recent.value
+    dash.interval.value = 0.2
+    await until(lambda: dash.refreshes >= 3)
+    dash.close()
+    await asyncio.sleep(0.05)
+    assert dash.runner.running == 0
+
+
+async def test_panels_work_with_the_blocking_client(site: DemoSite) -> None:
+    client = Client(**site.settings_kwargs())
+    try:
+        browser = Browser(client)
+        await browser.settled()
+        assert len(browser.views["images"].frame) == 50
+        browser.views["jobs"].rows.value = 0
+        await browser.settled()
+        assert isinstance(browser.panel, JobPanel) and browser.panel.status.value == ""
+        browser.close()
+    finally:
+        client.close()
+
+
+def test_thumbnail_renders_fits_and_caches_on_mtime(tmp_path: Path) -> None:
+    from astropy.io import fits
+
+    path = tmp_path / "img.fits"
+    fits.PrimaryHDU(np.random.default_rng(0).normal(size=(1, 64, 64)).astype("float32")).writeto(path)
+    png = thumbnail(str(path))
+    assert png is not None and png[:4] == b"\x89PNG"
+    assert thumbnail(str(path)) is png  # cached
+    path.write_bytes(b"not fits")
+    assert thumbnail(str(path)) is None  # changed file: read again, unreadable: placeholder
+    assert thumbnail(str(tmp_path / "missing.fits")) is None
+
+
+@pytest.mark.parametrize("size", [20, 1000])
+def test_page_size_is_bounded(size: int, site: DemoSite) -> None:
+    from toolkit import ValidationError
+
+    with Client(**site.settings_kwargs()) as client, pytest.raises(ValidationError, match="page size"):
+        Browser(client, page_size=size)

@@ -1,0 +1,23 @@
+"""ipywidgets panels for browsing a pipeline site in JupyterLab.
+
+``Browser(client)`` (tabs of paged tables and a detail panel), ``Dashboard(client)``, and the panels on their
+own: ``ImagePanel(client, image_id)``, ``MSPanel``, ``SourcePanel``, ``JobPanel`` (with a live log follow),
+``CalTablePanel``. ``client`` is a ``Client`` or an ``AsyncClient``; callbacks never block the kernel.
+"""
+
+from __future__ import annotations
+
+from .browser import Browser
+from .dashboard import Dashboard
+from .panels import CalTablePanel, ImagePanel, JobPanel, MSPanel, Panel, SourcePanel
+
+__all__ = [
+    "Browser",
+    "CalTablePanel",
+    "Dashboard",
+    "ImagePanel",
+    "JobPanel",
+    "MSPanel",
+    "Panel",
+    "SourcePanel",
+]

@@ -1,0 +1,169 @@
+"""Keyset paging for the table views (pure: SQL text and parameters, no I/O).
+
+A page is asked for by the row it starts after (or before), never by OFFSET, so page 1,000 costs what page 1
+costs: the database walks the sort index from the cursor. The order is ``sort column, key`` where the key is
+unique, so ties on the sort column are broken the same way every time. Rows whose sort value is NULL come
+last in either direction. Counts stop at ``COUNT_CAP`` (the way Datasette caps them): "10,000+" is all a
+pager needs, and a count never scans a whole large table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+COUNT_CAP = 10_000
+PAGE_SIZES = (50, 100, 200, 500)
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where a page starts or ends: the row's sort value (None for NULL) and its key."""
+
+    value: Any
+    key: Any
+
+
+@dataclass(frozen=True)
+class TableQuery:
+    """One table view's query: columns, FROM clause, filters, and its order (``sort`` then the unique ``key``)."""
+
+    columns: Sequence[str]
+    source: str
+    key: str
+    sort: str
+    descending: bool = True
+    where: tuple[str, ...] = ()
+    params: tuple[Any, ...] = ()
+    group_by: str = ""
+    count_source: str = ""  # a cheaper FROM for counting (no joins that only add columns); default: source
+    not_null: frozenset[str] = frozenset()  # sort columns that are never NULL (their order can use an index)
+
+    def filtered(self, clause: str, *params: Any) -> TableQuery:
+        return replace(self, where=(*self.where, clause), params=(*self.params, *params))
+
+    def sorted_by(self, sort: str, descending: bool) -> TableQuery:
+        return replace(self, sort=sort, descending=descending)
+
+    # --------------------------------------------------------------------------------- SQL pieces
+    @property
+    def _nullable(self) -> bool:
+        return self.sort != self.key and self.sort not in self.not_null
+
+    def _order(self, reverse: bool = False) -> str:
+        desc = self.descending != reverse
+        direction = "DESC" if desc else "ASC"
+        order = (
+            f"{self.sort} {direction}, {self.key} {direction}"
+            if self.sort != self.key
+            else f"{self.key} {direction}"
+        )
+        if self._nullable:
+            # NULL sort values last going forward (first going backward); a non-null sort keeps index order.
+            order = f"({self.sort} IS NULL) {'DESC' if reverse else 'ASC'}, {order}"
+        return order
+
+    def _after(self, cursor: Cursor, reverse: bool) -> tuple[str, list[Any]]:
+        """Rows strictly after ``cursor`` in the page order (strictly before it, with ``reverse``)."""
+        beyond = "<" if self.descending != reverse else ">"
+        s, k = self.sort, self.key
+        if s == k:
+            return f"{k} {beyond} ?", [cursor.key]
+        if not self._nullable:
+            return f"({s}, {k}) {beyond} (?, ?)", [cursor.value, cursor.key]
+        if not reverse:
+            if cursor.value is None:
+                return f"({s} IS NULL AND {k} {beyond} ?)", [cursor.key]
+            return f"({s} IS NULL OR ({s}, {k}) {beyond} (?, ?))", [cursor.value, cursor.key]
+        if cursor.value is None:
+            return f"({s} IS NOT NULL OR {k} {beyond} ?)", [cursor.key]
+        return f"(({s}, {k}) {beyond} (?, ?))", [cursor.value, cursor.key]
+
+    def page(
+        self, size: int, *, after: Cursor | None = None, before: Cursor | None = None
+    ) -> tuple[str, list[Any]]:
+        """SQL for up to ``size`` rows after ``after`` (next page), before ``before`` (previous page; the
+        rows come back in reverse and the caller flips them), or from the start."""
+        where = list(self.where)
+        params = list(self.params)
+        reverse = before is not None
+        cursor = before if reverse else after
+        if cursor is not None:
+            clause, values = self._after(cursor, reverse)
+            where.append(clause)
+            params += values
+        return self._select(where, params, self._order(reverse), size)
+
+    def last_page(self, size: int) -> tuple[str, list[Any]]:
+        """The last ``size`` rows, in reverse (the caller flips them): no walk through the whole table."""
+        return self._select(list(self.where), list(self.params), self._order(reverse=True), size)
+
+    def cursor_at(self, offset: int) -> tuple[str, list[Any]]:
+        """The sort value and key of the row at ``offset`` (to jump to a page by number): an index-only walk."""
+        sql, params = self._select(
+            list(self.where), list(self.params), self._order(), 1, columns=[f"{self.sort}", f"{self.key}"]
+        )
+        return sql.replace("LIMIT ?", "LIMIT ? OFFSET ?"), [*params, offset]
+
+    def count(self, cap: int = COUNT_CAP) -> tuple[str, list[Any]]:
+        """How many rows match, counting at most ``cap + 1`` (so the caller can show "cap+")."""
+        where = f" WHERE {' AND '.join(f'({w})' for w in self.where)}" if self.where else ""
+        group = f" GROUP BY {self.group_by}" if self.group_by else ""
+        source = self.count_source or self.source
+        return f"SELECT COUNT(*) FROM (SELECT 1 FROM {source}{where}{group} LIMIT ?)", [*self.params, cap + 1]
+
+    def _select(
+        self, where: list[str], params: list[Any], order: str, size: int, columns: Sequence[str] | None = None
+    ) -> tuple[str, list[Any]]:
+        cols = ", ".join(columns or self.columns)
+        sql = f"SELECT {cols} FROM {self.source}"
+        if self.group_by:
+            # Filters are on the grouped column (WHERE, before grouping: the index narrows the rows) unless
+            # the order is by an aggregate, whose cursor can only be compared after grouping (HAVING).
+            clause = " WHERE " if self.sort == self.group_by else " HAVING "
+            if where and clause == " WHERE ":
+                sql += clause + " AND ".join(f"({w})" for w in where)
+            sql += f" GROUP BY {self.group_by}"
+            if where and clause == " HAVING ":
+                sql += clause + " AND ".join(f"({w})" for w in where)
+        elif where:
+            sql += " WHERE " + " AND ".join(f"({w})" for w in where)
+        return f"{sql} ORDER BY {order} LIMIT ?", [*params, size]
+
+
+@dataclass
+class PageState:
+    """Where a table view is: the page number and the cursors of the pages seen so far."""
+
+    size: int = 50
+    number: int = 0  # 0-based
+    firsts: list[Cursor] = field(default_factory=list)  # first row of each page seen, by number
+    last: Cursor | None = None  # last row of the current page
+    count: int | None = None
+    capped: bool = False
+
+    @property
+    def pages(self) -> int | None:
+        if self.count is None or self.capped:
+            return None
+        return max(1, -(-self.count // self.size))
+
+    def label(self) -> str:
+        total = "?" if self.count is None else (f"{COUNT_CAP:,}+" if self.capped else f"{self.count:,}")
+        pages = self.pages
+        return f"page {self.number + 1}{f' of {pages:,}' if pages else ''} · {total} rows"
+
+
+def check_page_size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, int) or not PAGE_SIZES[0] <= size <= PAGE_SIZES[-1]:
+        from ..errors import ValidationError
+
+        raise ValidationError(f"page size must be between {PAGE_SIZES[0]} and {PAGE_SIZES[-1]}, got {size!r}")
+    return size
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, with LIKE's wildcards escaped (use ``ESCAPE '\\'``)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

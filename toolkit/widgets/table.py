@@ -1,0 +1,273 @@
+"""A paged table view: filters, sort, page size, keyset paging; one page of rows in the browser at a time."""
+
+from __future__ import annotations
+
+import html
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import ipywidgets as w
+import pandas as pd
+
+from ..client import AsyncClient
+from ..db.sqlite import SQLiteBackend
+from ..schema import Kind
+from .paging import PAGE_SIZES, Cursor, PageState, TableQuery, check_page_size
+from .runner import Runner
+
+Backend = Callable[[AsyncClient], Awaitable[SQLiteBackend]]
+BuildQuery = Callable[[SQLiteBackend, Mapping[str, Any]], TableQuery]
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A dropdown filter: its label, and the values offered (read from the database when None)."""
+
+    name: str
+    label: str
+    options: Sequence[str] | None = None
+    distinct_sql: str = ""  # SELECT DISTINCT ... to fill the options
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """Everything one tab needs: where its rows come from and what a user can do with them."""
+
+    title: str
+    backend: Backend
+    build: BuildQuery  # the filtered query for the current filter values
+    kinds: Mapping[str, Kind]
+    shown: Sequence[str]  # columns shown in the table
+    sorts: Mapping[str, str]  # label -> SQL column (the first is the default)
+    key_column: str  # the frame column holding the key (for cursors)
+    sort_columns: Mapping[str, str]  # SQL sort column -> frame column holding its value
+    choices: Sequence[Choice] = ()
+    search_label: str = "path contains"
+    dates: bool = True
+    post: Callable[[pd.DataFrame], pd.DataFrame] | None = None
+    label_column: str = "path"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def html_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:
+    """The page as an HTML table (escaped; floats shortened; grades coloured)."""
+    colours = {"good": "#1a7f37", "warn": "#9a6700", "fail": "#cf222e"}
+
+    def cell(column: str, value: Any) -> str:
+        if value is None or (not isinstance(value, str) and pd.isna(value)):
+            return '<td style="color:#8c959f">—</td>'
+        text = f"{value:.5g}" if isinstance(value, float) else str(value)
+        style = (
+            f' style="color:{colours[text]};font-weight:600"'
+            if column.endswith("grade") and text in colours
+            else ""
+        )
+        return f"<td{style}>{html.escape(text)}</td>"
+
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(cell(c, v) for c, v in zip(columns, row, strict=True)) + "</tr>"
+        for row in frame[list(columns)].itertuples(index=False, name=None)
+    )
+    return (
+        '<table class="contimg-table" style="border-collapse:collapse;font-size:12px">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+class TableView(w.VBox):  # type: ignore[misc]
+    """One tab of the browser. ``on_select(row)`` is called with the chosen row as a dict."""
+
+    def __init__(
+        self, runner: Runner, spec: TableSpec, on_select: Callable[[dict[str, Any]], None], size: int = 50
+    ) -> None:
+        self.runner = runner
+        self.spec = spec
+        self.on_select = on_select
+        self.state = PageState(size=check_page_size(size))
+        self.frame = pd.DataFrame()
+        self._token = 0  # only the newest request may update the view
+        self.choice_widgets = {
+            c.name: w.Dropdown(
+                description=c.label, options=[("any", "")] + [(o, o) for o in (c.options or ())]
+            )
+            for c in spec.choices
+        }
+        self.search = w.Text(description=spec.search_label, continuous_update=False)
+        self.since = w.Text(
+            description="since",
+            placeholder="2025-10-05T18:00",
+            continuous_update=False,
+            layout=w.Layout(width="220px"),
+        )
+        self.until = w.Text(
+            description="until",
+            placeholder="2025-10-06",
+            continuous_update=False,
+            layout=w.Layout(width="220px"),
+        )
+        self.sort = w.Dropdown(description="sort by", options=list(spec.sorts))
+        self.descending = w.ToggleButton(value=True, description="descending", icon="sort-amount-desc")
+        self.page_size = w.Dropdown(
+            description="rows",
+            options=list(PAGE_SIZES),
+            value=self.state.size,
+            layout=w.Layout(width="150px"),
+        )
+        self.first_button = w.Button(description="⏮ first", layout=w.Layout(width="80px"))
+        self.prev_button = w.Button(description="◀ prev", layout=w.Layout(width="80px"))
+        self.next_button = w.Button(description="next ▶", layout=w.Layout(width="80px"))
+        self.last_button = w.Button(description="last ⏭", layout=w.Layout(width="80px"))
+        self.label = w.Label(value="loading…")
+        self.message = w.HTML()
+        self.table = w.HTML()
+        self.rows = w.Select(options=[], rows=8, description="open", layout=w.Layout(width="100%"))
+        self.rows.add_class("contimg-rows")
+        self.table.add_class("contimg-page")
+        for control in (
+            *self.choice_widgets.values(),
+            self.search,
+            self.since,
+            self.until,
+            self.sort,
+            self.descending,
+            self.page_size,
+        ):
+            control.observe(lambda _change: self.reload(), names="value")
+        self.first_button.on_click(lambda _b: self.reload())
+        self.next_button.on_click(lambda _b: self.next_page())
+        self.prev_button.on_click(lambda _b: self.previous_page())
+        self.last_button.on_click(lambda _b: self.last_page())
+        self.rows.observe(self._selected, names="value")
+        filters = [*self.choice_widgets.values(), self.search] + (
+            [self.since, self.until] if spec.dates else []
+        )
+        super().__init__(
+            [
+                w.HBox(filters, layout=w.Layout(flex_flow="row wrap")),
+                w.HBox([self.sort, self.descending, self.page_size]),
+                w.HBox([self.first_button, self.prev_button, self.next_button, self.last_button, self.label]),
+                self.message,
+                self.table,
+                self.rows,
+            ]
+        )
+        self.add_class("contimg-table-view")
+
+    # ----------------------------------------------------------------------------------- filters
+    def filter_values(self) -> dict[str, Any]:
+        values: dict[str, Any] = {name: dd.value or None for name, dd in self.choice_widgets.items()}
+        values["search"] = self.search.value.strip() or None
+        values["since"] = self.since.value.strip() or None
+        values["until"] = self.until.value.strip() or None
+        return values
+
+    def query(self, db: SQLiteBackend) -> TableQuery:
+        q = self.spec.build(db, self.filter_values())
+        return q.sorted_by(self.spec.sorts[self.sort.value], bool(self.descending.value))
+
+    # ------------------------------------------------------------------------------------ paging
+    def reload(self) -> None:
+        """Back to page 1 with the current filters, sort and size; recount."""
+        self.state = PageState(size=int(self.page_size.value))
+        self._load(after=None, count=True)
+
+    def next_page(self) -> None:
+        if self.state.last is not None and len(self.frame) == self.state.size:
+            self._load(after=self.state.last, number=self.state.number + 1)
+
+    def previous_page(self) -> None:
+        if self.state.number > 0:
+            first = self.state.firsts[self.state.number]
+            self._load(before=first, number=self.state.number - 1)
+
+    def last_page(self) -> None:
+        self._load(last=True)
+
+    def _cursor(self, row: Mapping[str, Any], sort_sql: str) -> Cursor:
+        value = row[self.spec.sort_columns[sort_sql]]
+        if isinstance(value, pd.Timestamp):
+            value = value.timestamp()  # the database stores unix seconds
+        if value is not None and not isinstance(value, str) and pd.isna(value):
+            value = None
+        return Cursor(value, row[self.spec.key_column])
+
+    def _load(
+        self,
+        *,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        last: bool = False,
+        number: int = 0,
+        count: bool = False,
+    ) -> None:
+        self._token += 1
+        token = self._token
+        self.message.value = '<span style="color:#57606a">loading…</span>'
+        size = self.state.size
+        spec = self.spec
+
+        async def work(api: AsyncClient) -> tuple[pd.DataFrame, int | None, TableQuery]:
+            db = await spec.backend(api)
+            q = self.query(db)
+            if last:
+                sql, params = q.last_page(size)
+            else:
+                sql, params = q.page(size, after=after, before=before)
+            frame = await db.fetch_frame(sql, params, spec.kinds, post=spec.post)
+            if last or before is not None:
+                frame = frame.iloc[::-1].reset_index(drop=True)
+            total = None
+            if count:
+                count_sql, count_params = q.count()
+                total = int((await db.fetch_rows(count_sql, count_params))[0][0])
+            return frame, total, q
+
+        def done(result: tuple[pd.DataFrame, int | None, TableQuery]) -> None:
+            if token != self._token:
+                return
+            frame, total, q = result
+            if total is not None:
+                self.state.count = total
+                self.state.capped = total > 10_000
+            if last and self.state.count is not None and not self.state.capped:
+                number_ = max(0, (self.state.count - 1) // size)
+            else:
+                number_ = number
+            self._show(frame, number_, q)
+
+        def failed(message: str) -> None:
+            if token == self._token:
+                self.message.value = f'<span style="color:#cf222e">{html.escape(message)}</span>'
+
+        self.runner.start(work, done, failed)
+
+    def _show(self, frame: pd.DataFrame, number: int, q: TableQuery) -> None:
+        self.frame = frame
+        self.state.number = number
+        rows: list[dict[str, Any]] = [
+            {str(k): v for k, v in r.items()} for r in frame.to_dict(orient="records")
+        ]
+        if rows:
+            while len(self.state.firsts) <= number:
+                self.state.firsts.append(self._cursor(rows[0], q.sort))
+            self.state.firsts[number] = self._cursor(rows[0], q.sort)
+            self.state.last = self._cursor(rows[-1], q.sort)
+        self.message.value = "" if rows else '<span style="color:#57606a">no rows match these filters</span>'
+        self.table.value = html_table(frame, self.spec.shown)
+        self.label.value = self.state.label()
+        label = self.spec.label_column
+        self.rows.unobserve(self._selected, names="value")
+        self.rows.options = [
+            (f"{r[self.spec.key_column]} · {r.get(label, '')}", i) for i, r in enumerate(rows)
+        ]
+        self.rows.value = None
+        self.rows.observe(self._selected, names="value")
+        self.prev_button.disabled = number == 0
+        self.next_button.disabled = len(frame) < self.state.size
+
+    def _selected(self, change: Mapping[str, Any]) -> None:
+        index = change["new"]
+        if index is not None and 0 <= index < len(self.frame):
+            self.on_select({k: v for k, v in self.frame.iloc[index].to_dict().items()})
