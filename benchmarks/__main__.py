@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from . import core, logs, qa, science
+from . import core, logs, qa, science, widgets
 from .harness import scaled_site
 
 
@@ -15,6 +15,7 @@ def main() -> int:
     ok = asyncio.run(logs.run(site)) and ok
     ok = asyncio.run(qa.run(site)) and ok
     ok = asyncio.run(science.run(site)) and ok
+    ok = asyncio.run(widgets.run(site)) and ok
     print("\nall goals met" if ok else "\nSOME GOALS MISSED")
     return 0 if ok else 1
 

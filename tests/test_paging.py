@@ -22,7 +22,7 @@ def table(values: list[int | None]) -> sqlite3.Connection:
 
 def expected_order(conn: sqlite3.Connection, descending: bool, where: str = "1") -> list[int]:
     d = "DESC" if descending else "ASC"
-    return [r[0] for r in conn.execute(f"SELECT id FROM t WHERE {where} ORDER BY (v IS NULL), v {d}, id {d}")]
+    return [r[0] for r in conn.execute(f"SELECT id FROM t WHERE {where} ORDER BY v {d}, id {d}")]
 
 
 def walk_forward(conn: sqlite3.Connection, q: TableQuery, size: int) -> list[int]:

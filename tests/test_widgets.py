@@ -45,6 +45,10 @@ async def test_browser_pages_filters_and_sorts(newer_client: AsyncClient, site: 
     images.previous_page()
     await browser.settled()
     assert list(images.frame["id"]) == newest[:50]
+    images.goto_box.value = 4
+    images.goto_button.click()
+    await browser.settled()
+    assert list(images.frame["id"]) == newest[150:200] and images.state.number == 3
     images.last_page()
     await browser.settled()
     assert list(images.frame["id"]) == newest[(len(newest) - 1) // 50 * 50 :][-len(images.frame) :]

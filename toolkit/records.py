@@ -67,6 +67,8 @@ class Record:
 
     _title_field: ClassVar[str] = ""
     _hidden: ClassVar[frozenset[str]] = frozenset()
+    # The widget panel that browses this kind of record, and the field that names it (see _browse_hint).
+    _panel: ClassVar[tuple[str, str] | None] = None
 
     def to_dict(self) -> dict[str, Any]:
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
@@ -91,12 +93,23 @@ class Record:
         )
         return (
             '<div style="border:1px solid #d0d7de;border-radius:6px;padding:6px 10px;display:inline-block">'
-            f"<b>{html.escape(self.title())}</b>{badge}<table>{rows}</table></div>"
+            f"<b>{html.escape(self.title())}</b>{badge}<table>{rows}</table>{self._browse_hint()}</div>"
+        )
+
+    def _browse_hint(self) -> str:
+        """A line telling how to open this record in its widget panel."""
+        if self._panel is None:
+            return ""
+        panel, field_name = self._panel
+        return (
+            '<div style="color:#57606a;font-size:90%">browse: '
+            f"<code>toolkit.widgets.{panel}(client, {html.escape(repr(getattr(self, field_name)))})</code></div>"
         )
 
 
 @dataclass(frozen=True)
 class CalTable(Record):
+    _panel: ClassVar[tuple[str, str] | None] = ("CalTablePanel", "path")
     _title_field: ClassVar[str] = "path"
 
     id: int | None
@@ -120,6 +133,7 @@ class CalTable(Record):
 
 @dataclass(frozen=True)
 class Image(Record):
+    _panel: ClassVar[tuple[str, str] | None] = ("ImagePanel", "id")
     _title_field: ClassVar[str] = "path"
 
     id: int
@@ -149,6 +163,7 @@ class Image(Record):
 
 @dataclass(frozen=True)
 class MeasurementSet(Record):
+    _panel: ClassVar[tuple[str, str] | None] = ("MSPanel", "path")
     _title_field: ClassVar[str] = "path"
 
     path: str
@@ -174,6 +189,7 @@ class MeasurementSet(Record):
 
 @dataclass(frozen=True)
 class Source(Record):
+    _panel: ClassVar[tuple[str, str] | None] = ("SourcePanel", "source_id")
     _title_field: ClassVar[str] = "source_id"
 
     source_id: str
@@ -190,6 +206,7 @@ class Source(Record):
 
 @dataclass(frozen=True)
 class Job(Record):
+    _panel: ClassVar[tuple[str, str] | None] = ("JobPanel", "run_id")
     _title_field: ClassVar[str] = "run_id"
     _hidden: ClassVar[frozenset[str]] = frozenset({"inline_log"})
 

@@ -137,15 +137,6 @@ SPECS: dict[str, TableSpec] = {
             "id": "i.id",
         },
         key_column="id",
-        sort_columns={
-            "i.created_at": "created_at",
-            "i.noise_jy": "noise_jy",
-            "i.dynamic_range": "dynamic_range",
-            "i.beam_major_arcsec": "beam_major_arcsec",
-            "i.type": "type",
-            "i.path": "path",
-            "i.id": "id",
-        },
         choices=(Choice("type", "type", ("image", "pbcor", "residual", "model", "mosaic")),),
         post=images_domain.fill_run_ids,
     ),
@@ -157,7 +148,6 @@ SPECS: dict[str, TableSpec] = {
         shown=["path", "stage", "status", "mid_mjd", "cal_applied", "qa_grade", "run_id"],
         sorts={"observed": "m.mid_mjd", "path": "m.path", "stage": "m.stage", "status": "m.status"},
         key_column="path",
-        sort_columns={"m.mid_mjd": "mid_mjd", "m.path": "path", "m.stage": "stage", "m.status": "status"},
         choices=(
             Choice("stage", "stage", MS_STAGES),
             Choice("status", "status", ("pending", "in_progress", "completed", "failed")),
@@ -182,7 +172,6 @@ SPECS: dict[str, TableSpec] = {
         # Only the source id: ordering by an aggregate would aggregate every photometry row for each page.
         sorts={"source id": "p.source_id"},
         key_column="source_id",
-        sort_columns={"p.source_id": "source_id"},
         search_label="id contains",
         dates=False,
         label_column="source_id",
@@ -195,7 +184,6 @@ SPECS: dict[str, TableSpec] = {
         shown=["id", "run_id", "type", "status", "ms_path", "created_at", "duration_s"],
         sorts={"created": "j.created_at", "id": "j.id", "status": "j.status"},
         key_column="id",
-        sort_columns={"j.created_at": "created_at", "j.id": "id", "j.status": "status"},
         choices=(Choice("status", "status", jobs_domain.JOB_STATUSES),),
         search_label="MS contains",
         post=jobs_domain.add_job_columns,
@@ -209,7 +197,6 @@ SPECS: dict[str, TableSpec] = {
         shown=["id", "set_name", "table_type", "status", "valid_start_mjd", "valid_end_mjd", "path"],
         sorts={"valid from": "c.valid_start_mjd", "set": "c.set_name", "id": "c.id"},
         key_column="id",
-        sort_columns={"c.valid_start_mjd": "valid_start_mjd", "c.set_name": "set_name", "c.id": "id"},
         choices=(
             Choice("table_type", "type", TABLE_TYPES),
             Choice("status", "status", ("active", "retired", "failed")),

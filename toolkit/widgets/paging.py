@@ -2,8 +2,8 @@
 
 A page is asked for by the row it starts after (or before), never by OFFSET, so page 1,000 costs what page 1
 costs: the database walks the sort index from the cursor. The order is ``sort column, key`` where the key is
-unique, so ties on the sort column are broken the same way every time. Rows whose sort value is NULL come
-last in either direction. Counts stop at ``COUNT_CAP`` (the way Datasette caps them): "10,000+" is all a
+unique, so ties on the sort column are broken the same way every time. NULL sort values sort below every
+value, as SQLite sorts them, so the order is the index's order and no page needs a sort of the whole table. Counts stop at ``COUNT_CAP`` (the way Datasette caps them): "10,000+" is all a
 pager needs, and a count never scans a whole large table.
 """
 
@@ -14,6 +14,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 COUNT_CAP = 10_000
+# Each page row carries its raw sort value under this name: cursors need the stored value, not a
+# converted one (a datetime rounded to microseconds would repeat or skip rows at page edges).
+SORT_VALUE = "_sort_value"
 PAGE_SIZES = (50, 100, 200, 500)
 
 
@@ -52,33 +55,31 @@ class TableQuery:
         return self.sort != self.key and self.sort not in self.not_null
 
     def _order(self, reverse: bool = False) -> str:
-        desc = self.descending != reverse
-        direction = "DESC" if desc else "ASC"
-        order = (
-            f"{self.sort} {direction}, {self.key} {direction}"
-            if self.sort != self.key
-            else f"{self.key} {direction}"
-        )
-        if self._nullable:
-            # NULL sort values last going forward (first going backward); a non-null sort keeps index order.
-            order = f"({self.sort} IS NULL) {'DESC' if reverse else 'ASC'}, {order}"
-        return order
+        direction = "DESC" if self.descending != reverse else "ASC"
+        if self.sort == self.key:
+            return f"{self.key} {direction}"
+        # A plain ``sort, key`` order lets SQLite walk an index on the sort column instead of sorting.
+        return f"{self.sort} {direction}, {self.key} {direction}"
 
     def _after(self, cursor: Cursor, reverse: bool) -> tuple[str, list[Any]]:
-        """Rows strictly after ``cursor`` in the page order (strictly before it, with ``reverse``)."""
-        beyond = "<" if self.descending != reverse else ">"
+        """Rows strictly after ``cursor`` in the page order (strictly before it, with ``reverse``).
+
+        NULL sort values order as SQLite orders them: below every value (first ascending, last descending).
+        """
+        walking_down = self.descending != reverse
+        beyond = "<" if walking_down else ">"
         s, k = self.sort, self.key
         if s == k:
             return f"{k} {beyond} ?", [cursor.key]
         if not self._nullable:
             return f"({s}, {k}) {beyond} (?, ?)", [cursor.value, cursor.key]
-        if not reverse:
-            if cursor.value is None:
-                return f"({s} IS NULL AND {k} {beyond} ?)", [cursor.key]
-            return f"({s} IS NULL OR ({s}, {k}) {beyond} (?, ?))", [cursor.value, cursor.key]
         if cursor.value is None:
-            return f"({s} IS NOT NULL OR {k} {beyond} ?)", [cursor.key]
-        return f"(({s}, {k}) {beyond} (?, ?))", [cursor.value, cursor.key]
+            if walking_down:  # NULL rows are the last ones: only those with a smaller key remain
+                return f"({s} IS NULL AND {k} < ?)", [cursor.key]
+            return f"({s} IS NOT NULL OR {k} > ?)", [cursor.key]
+        if walking_down:
+            return f"(({s}, {k}) < (?, ?) OR {s} IS NULL)", [cursor.value, cursor.key]
+        return f"({s}, {k}) > (?, ?)", [cursor.value, cursor.key]
 
     def page(
         self, size: int, *, after: Cursor | None = None, before: Cursor | None = None
@@ -116,7 +117,7 @@ class TableQuery:
     def _select(
         self, where: list[str], params: list[Any], order: str, size: int, columns: Sequence[str] | None = None
     ) -> tuple[str, list[Any]]:
-        cols = ", ".join(columns or self.columns)
+        cols = ", ".join(columns or [*self.columns, f"{self.sort} AS {SORT_VALUE}"])
         sql = f"SELECT {cols} FROM {self.source}"
         if self.group_by:
             # Filters are on the grouped column (WHERE, before grouping: the index narrows the rows) unless

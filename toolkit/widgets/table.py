@@ -13,7 +13,7 @@ import pandas as pd
 from ..client import AsyncClient
 from ..db.sqlite import SQLiteBackend
 from ..schema import Kind
-from .paging import PAGE_SIZES, Cursor, PageState, TableQuery, check_page_size
+from .paging import PAGE_SIZES, SORT_VALUE, Cursor, PageState, TableQuery, check_page_size
 from .runner import Runner
 
 Backend = Callable[[AsyncClient], Awaitable[SQLiteBackend]]
@@ -41,7 +41,6 @@ class TableSpec:
     shown: Sequence[str]  # columns shown in the table
     sorts: Mapping[str, str]  # label -> SQL column (the first is the default)
     key_column: str  # the frame column holding the key (for cursors)
-    sort_columns: Mapping[str, str]  # SQL sort column -> frame column holding its value
     choices: Sequence[Choice] = ()
     search_label: str = "path contains"
     dates: bool = True
@@ -71,8 +70,8 @@ def html_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:
         for row in frame[list(columns)].itertuples(index=False, name=None)
     )
     return (
-        '<table class="contimg-table" style="border-collapse:collapse;font-size:12px">'
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+        '<div style="overflow:auto;max-height:480px"><table class="contimg-table" style="border-collapse:collapse;font-size:12px">'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
     )
 
 
@@ -115,10 +114,15 @@ class TableView(w.VBox):  # type: ignore[misc]
             value=self.state.size,
             layout=w.Layout(width="150px"),
         )
-        self.first_button = w.Button(description="⏮ first", layout=w.Layout(width="80px"))
+        self.first_button = w.Button(description="« first", layout=w.Layout(width="80px"))
         self.prev_button = w.Button(description="◀ prev", layout=w.Layout(width="80px"))
         self.next_button = w.Button(description="next ▶", layout=w.Layout(width="80px"))
-        self.last_button = w.Button(description="last ⏭", layout=w.Layout(width="80px"))
+        self.last_button = w.Button(description="last »", layout=w.Layout(width="80px"))
+        self.goto_box = w.BoundedIntText(
+            value=1, min=1, max=10**9, description="page", layout=w.Layout(width="160px")
+        )
+        self.goto_button = w.Button(description="go", layout=w.Layout(width="50px"))
+        self.goto_button.on_click(lambda _b: self.goto(int(self.goto_box.value) - 1))
         self.label = w.Label(value="loading…")
         self.message = w.HTML()
         self.table = w.HTML()
@@ -147,7 +151,17 @@ class TableView(w.VBox):  # type: ignore[misc]
             [
                 w.HBox(filters, layout=w.Layout(flex_flow="row wrap")),
                 w.HBox([self.sort, self.descending, self.page_size]),
-                w.HBox([self.first_button, self.prev_button, self.next_button, self.last_button, self.label]),
+                w.HBox(
+                    [
+                        self.first_button,
+                        self.prev_button,
+                        self.next_button,
+                        self.last_button,
+                        self.goto_box,
+                        self.goto_button,
+                        self.label,
+                    ]
+                ),
                 self.message,
                 self.table,
                 self.rows,
@@ -185,10 +199,15 @@ class TableView(w.VBox):  # type: ignore[misc]
     def last_page(self) -> None:
         self._load(last=True)
 
-    def _cursor(self, row: Mapping[str, Any], sort_sql: str) -> Cursor:
-        value = row[self.spec.sort_columns[sort_sql]]
-        if isinstance(value, pd.Timestamp):
-            value = value.timestamp()  # the database stores unix seconds
+    def goto(self, number: int) -> None:
+        """Page ``number`` (0-based): the row before it is found by an index walk, then the page by keyset."""
+        if number <= 0:
+            self._load(number=0)
+        else:
+            self._load(jump=number * self.state.size - 1, number=number)
+
+    def _cursor(self, row: Mapping[str, Any]) -> Cursor:
+        value = row[SORT_VALUE]
         if value is not None and not isinstance(value, str) and pd.isna(value):
             value = None
         return Cursor(value, row[self.spec.key_column])
@@ -199,6 +218,7 @@ class TableView(w.VBox):  # type: ignore[misc]
         after: Cursor | None = None,
         before: Cursor | None = None,
         last: bool = False,
+        jump: int | None = None,
         number: int = 0,
         count: bool = False,
     ) -> None:
@@ -211,10 +231,16 @@ class TableView(w.VBox):  # type: ignore[misc]
         async def work(api: AsyncClient) -> tuple[pd.DataFrame, int | None, TableQuery]:
             db = await spec.backend(api)
             q = self.query(db)
+            start = after
+            if jump is not None:
+                found = await db.fetch_rows(*q.cursor_at(jump))
+                if not found:
+                    return pd.DataFrame(), None, q
+                start = Cursor(found[0][0], found[0][1])
             if last:
                 sql, params = q.last_page(size)
             else:
-                sql, params = q.page(size, after=after, before=before)
+                sql, params = q.page(size, after=start, before=before)
             frame = await db.fetch_frame(sql, params, spec.kinds, post=spec.post)
             if last or before is not None:
                 frame = frame.iloc[::-1].reset_index(drop=True)
@@ -251,9 +277,9 @@ class TableView(w.VBox):  # type: ignore[misc]
         ]
         if rows:
             while len(self.state.firsts) <= number:
-                self.state.firsts.append(self._cursor(rows[0], q.sort))
-            self.state.firsts[number] = self._cursor(rows[0], q.sort)
-            self.state.last = self._cursor(rows[-1], q.sort)
+                self.state.firsts.append(self._cursor(rows[0]))
+            self.state.firsts[number] = self._cursor(rows[0])
+            self.state.last = self._cursor(rows[-1])
         self.message.value = "" if rows else '<span style="color:#57606a">no rows match these filters</span>'
         self.table.value = html_table(frame, self.spec.shown)
         self.label.value = self.state.label()

@@ -1,0 +1,180 @@
+"""The panels in a real JupyterLab, in headless Chromium: run notebooks/05_panels.ipynb, open a row's panel,
+follow a job's log while this test writes to it. Screenshots go to test-artifacts/ (or $CONTIMG_TEST_ARTIFACTS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from toolkit.demo import DemoSite, build_demo_site
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CONTIMG_REQUIRE_BROWSER"):
+            pytest.fail("Chromium is required here (CONTIMG_REQUIRE_BROWSER) but is not installed")
+        pytest.skip("Debian's chromium is not installed (`apt-get install chromium`)")
+    return path
+
+
+@dataclass
+class Lab:
+    url: str
+    site: DemoSite
+    process: subprocess.Popen[str]
+    runtime: Path
+
+
+@pytest.fixture
+def lab(tmp_path: Path) -> Iterator[Lab]:
+    site = build_demo_site(tmp_path / "site")
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    shutil.copy(
+        ROOT / "notebooks" / "05_panels.ipynb", notebooks / "05_panels.ipynb"
+    )  # a copy: no kernel reuse
+    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(json.dumps({"fetchNews": "false"}))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(16)
+    runtime = tmp_path / "runtime"
+    env = {
+        **os.environ,
+        **site.env,
+        "JUPYTER_RUNTIME_DIR": str(runtime),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+        "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+    }
+    command = [
+        sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        f"--IdentityProvider.token={token}", f"--notebook-dir={notebooks}", "--ServerApp.open_browser=False",
+    ]  # fmt: skip
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError("JupyterLab did not start") from None
+                time.sleep(0.5)
+        yield Lab(f"{base}/lab/tree/05_panels.ipynb?token={token}", site, process, runtime)
+    finally:
+        process.terminate()  # the server shuts its kernels down on SIGTERM
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    leftovers = subprocess.run(["pgrep", "-f", str(runtime)], capture_output=True, text=True).stdout.strip()
+    assert leftovers == "", f"kernel processes left running: {leftovers}"
+
+
+def _artifacts() -> Path:
+    folder = Path(os.environ.get("CONTIMG_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+async def test_panels_in_jupyterlab(lab: Lab) -> None:
+    from playwright.async_api import async_playwright
+
+    newest = None
+    with closing(sqlite3.connect(f"file:{lab.site.products_db}?mode=ro", uri=True)) as conn:
+        newest = conn.execute(
+            "SELECT id, path FROM images ORDER BY created_at DESC, id DESC LIMIT 1"
+        ).fetchone()
+    artifacts = _artifacts()
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1600, "height": 1200})
+            kernel_ready = asyncio.Event()
+
+            def watch(ws: object) -> None:
+                def frame(payload: object) -> None:
+                    if "kernel_info_reply" in (payload if isinstance(payload, str) else str(payload)):
+                        kernel_ready.set()
+
+                ws.on("framereceived", frame)  # type: ignore[attr-defined]
+
+            page.on("websocket", watch)
+            await page.goto(lab.url)
+            # The toolbar says "idle" before a kernel is connected; the kernel's own reply says it is ready.
+            await asyncio.wait_for(kernel_ready.wait(), timeout=90)
+            await page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+            await page.locator('li[data-command="runmenu:run-all"]').click()
+
+            rows = page.locator(".contimg-browser .contimg-rows select").first
+            await rows.locator("option").first.wait_for(state="attached", timeout=90_000)
+            await page.screenshot(path=str(artifacts / "lab-browser.png"), full_page=True)
+            await rows.select_option(index=0)
+            field = page.locator('.contimg-detail .contimg-image-panel td[data-field="path"]')
+            await field.wait_for(timeout=60_000)
+            assert await field.inner_text() == newest[1]
+            assert await page.locator(
+                '.contimg-detail .contimg-image-panel td[data-field="id"]'
+            ).inner_text() == str(newest[0])
+            assert "QA:" in await page.locator(".contimg-detail .contimg-qa").inner_text()
+            await page.screenshot(path=str(artifacts / "lab-image-panel.png"), full_page=True)
+
+            assert await page.locator(".contimg-dashboard .contimg-grades").count() == 1
+            job_panel = page.locator(".contimg-job-panel").last
+            log = job_panel.locator(".contimg-log")
+            await log.wait_for(timeout=60_000)
+            await job_panel.locator(".contimg-follow").click()
+            await asyncio.sleep(1.5)  # the follow task starts at the current end of the file
+            run_id = (await job_panel.locator('td[data-field="run_id"]').inner_text()).strip()
+            marker = f"line appended by the browser test {secrets.token_hex(4)}"
+            with (lab.site.log_dir / f"{run_id}.log").open("a") as handle:
+                handle.write(f"2026-11-30 12:00:01,000 - dsa110_contimg.imaging - INFO - {marker}\n")
+            await job_panel.locator(".contimg-log", has_text=marker).wait_for(timeout=30_000)
+            await job_panel.locator(".contimg-log").scroll_into_view_if_needed()
+            await page.screenshot(path=str(artifacts / "lab-job-follow.png"), full_page=True)
+            errors = await page.locator(
+                ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+            ).count()
+            assert errors == 0
+        finally:
+            await browser.close()
