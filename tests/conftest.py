@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import shutil
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -61,3 +63,25 @@ async def client(any_site: DemoSite) -> AsyncIterator[AsyncClient]:
 async def newer_client(site: DemoSite) -> AsyncIterator[AsyncClient]:
     async with AsyncClient(**site.settings_kwargs()) as c:
         yield c
+
+
+# Debian's Chromium driven by Playwright (never a downloaded browser); the flags keep it off the network.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    """Chromium's path; skips the test where it is missing, fails it where CI requires a browser."""
+    path = shutil.which("chromium")
+    if path is None:
+        if os.environ.get("CONTIMG_REQUIRE_BROWSER"):
+            pytest.fail("Chromium is required here (CONTIMG_REQUIRE_BROWSER) but is not installed")
+        pytest.skip("Debian's chromium is not installed (`apt-get install chromium`)")
+    return path

@@ -24,25 +24,9 @@ import pytest
 
 from toolkit.demo import DemoSite, build_demo_site
 
+from .conftest import CHROMIUM_ARGS, chromium_path
+
 ROOT = Path(__file__).resolve().parent.parent
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CONTIMG_REQUIRE_BROWSER"):
-            pytest.fail("Chromium is required here (CONTIMG_REQUIRE_BROWSER) but is not installed")
-        pytest.skip("Debian's chromium is not installed (`apt-get install chromium`)")
-    return path
 
 
 @dataclass
@@ -127,7 +111,7 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
         ).fetchone()
     artifacts = _artifacts()
     async with async_playwright() as p:
-        browser = await p.chromium.launch(executable_path=_chromium(), args=CHROMIUM_ARGS)
+        browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1600, "height": 1200})
             kernel_ready = asyncio.Event()

@@ -28,7 +28,7 @@ from toolkit.errors import FileNotAccessibleError
 from toolkit.qa import grade
 from toolkit.qa.rules import CATALOGUE
 
-from .conftest import NOW
+from .conftest import CHROMIUM_ARGS, NOW, chromium_path
 
 AS_OF = NOW.isoformat()
 
@@ -419,15 +419,6 @@ def test_blocking_client_has_qa(site: DemoSite) -> None:
         assert client.qa.report(since="2001-01-01", until="2001-01-02").empty
 
 
-def _chromium() -> str:
-    path = shutil.which("chromium")
-    if path is None:
-        if os.environ.get("CONTIMG_REQUIRE_BROWSER"):
-            pytest.fail("Chromium is required here (CONTIMG_REQUIRE_BROWSER) but is not installed")
-        pytest.skip("Debian's chromium is not installed (`apt-get install chromium`)")
-    return path
-
-
 async def test_report_html_renders_with_its_plots_in_chromium(
     newer_client: AsyncClient, tmp_path: Path
 ) -> None:
@@ -437,15 +428,8 @@ async def test_report_html_renders_with_its_plots_in_chromium(
     (await newer_client.qa.report(since="2026-11-29", as_of=AS_OF)).to_html(out)
     async with async_playwright() as p:
         browser = await p.chromium.launch(
-            executable_path=_chromium(),
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
+            executable_path=chromium_path(),
+            args=CHROMIUM_ARGS,
         )
         try:
             page = await browser.new_page()
