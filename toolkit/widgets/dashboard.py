@@ -95,7 +95,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
                 await asyncio.sleep(seconds)
                 self.refresh()
 
-        task = asyncio.get_event_loop().create_task(tick())
+        task = asyncio.get_running_loop().create_task(tick())
         self.runner._tasks.add(task)
         task.add_done_callback(self.runner._tasks.discard)
         self._timer = task

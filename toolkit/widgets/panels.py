@@ -341,7 +341,7 @@ class JobPanel(Panel):
 
     def _toggle_follow(self, change: Mapping[str, Any]) -> None:
         if change["new"]:
-            kernel_loop = asyncio.get_event_loop()
+            kernel_loop = asyncio.get_running_loop()
             run_id = self.run_id
 
             async def follow(api: AsyncClient) -> None:

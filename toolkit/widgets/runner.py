@@ -13,7 +13,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from ..client import AsyncClient
-from ..errors import ToolkitError
+from ..errors import ConfigurationError, ToolkitError
 from ..sync import Client
 
 T = TypeVar("T")
@@ -22,6 +22,16 @@ AnyClient = Client | AsyncClient
 
 def async_client(client: AnyClient) -> AsyncClient:
     return client.async_client if isinstance(client, Client) else client
+
+
+def _kernel_loop() -> asyncio.AbstractEventLoop:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        raise ConfigurationError(
+            "the panels run inside a Jupyter kernel (or another running asyncio event loop); "
+            "in a plain script use the client's own calls"
+        ) from None
 
 
 class Runner:
@@ -59,7 +69,7 @@ class Runner:
                 return
             done(result)
 
-        task = asyncio.get_event_loop().create_task(run())
+        task = _kernel_loop().create_task(run())
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
@@ -68,7 +78,7 @@ class Runner:
         """A long-running coroutine (a follow, a refresh loop); cancelled by :meth:`cancel` or ``close()``."""
         if self.closed:
             return None
-        task = asyncio.get_event_loop().create_task(self._stream(work))
+        task = _kernel_loop().create_task(self._stream(work))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return task
