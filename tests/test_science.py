@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import random
 
 import numpy as np
 import pandas as pd
@@ -12,7 +13,7 @@ import pytest
 from astropy import units as u
 from astropy.coordinates import SkyCoord, match_coordinates_sky
 from astropy.table import Table
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from matplotlib.figure import Figure
 
@@ -101,6 +102,8 @@ def test_bad_errors_and_fluxes_never_give_inf() -> None:
 
 
 @settings(max_examples=40, deadline=None)
+# The case hypothesis found: nearly equal fluxes, where sums of squares cancelled (V 2e-8, truth 1e-16).
+@example(points=[(0.010000000000000002, 1.0), (0.01, 1.0)], rnd=random.Random(0), scale=0.1015625)
 @given(
     st.lists(st.tuples(st.floats(0.01, 10), st.floats(0.001, 1)), min_size=2, max_size=12),
     st.randoms(use_true_random=False),

@@ -89,17 +89,18 @@ def _per_source(d: _Sorted) -> pd.DataFrame:
     weighted = np.isfinite(d.err)
     w = np.where(weighted, 1.0 / np.where(weighted, d.err, 1.0) ** 2, 0.0)
     nw = total(weighted.astype("float64"))
-    sw, swf, swf2 = total(w), total(w * f), total(w * f * f)
+    sw = total(w)
     with np.errstate(divide="ignore", invalid="ignore"):
-        eta = nw / (nw - 1) * (swf2 / nw - (swf / nw) ** 2 / (sw / nw))
+        # Two passes (deviations from the means), not sums of squares: those cancel catastrophically for
+        # nearly constant fluxes (hypothesis found V = 2e-8 where the truth is 1e-16).
+        wmean = np.where(sw > 0, total(w * f) / np.where(sw > 0, sw, 1.0), np.nan)
+        # <w f^2> - <w f>^2 / <w> = (1/N) sum w (f - weighted mean)^2, so eta = sum w (f - wmean)^2 / (N - 1)
+        eta = total(w * (f - np.nan_to_num(wmean)[d.code]) ** 2) / (nw - 1)
         eta = np.where(nw == 1, 0.0, np.where(nw == 0, np.nan, eta))
-        # Cancellation can leave a tiny negative for a constant light curve: eta is a variance, so >= 0.
-        eta = np.maximum(eta, 0.0)
         mean = total(f) / n
-        var = (total(f * f) - n * mean**2) / (n - 1)
-        v = np.sqrt(np.maximum(var, 0.0)) / mean
+        var = total((f - mean[d.code]) ** 2) / (n - 1)
+        v = np.sqrt(var) / mean
         v = np.where(n == 1, 0.0, np.where(mean == 0, np.nan, v))
-        wmean = np.where(sw > 0, swf / np.where(sw > 0, sw, 1.0), np.nan)
     maxf = np.full(k, -np.inf)
     np.maximum.at(maxf, d.code, f)
     minf = np.full(k, np.inf)
