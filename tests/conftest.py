@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import os
+import secrets
 import shutil
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -48,8 +51,77 @@ def older_site(sites: dict[str, DemoSite]) -> DemoSite:
     return sites["older"]
 
 
-@pytest.fixture(params=["newer", "older"])
+ENV_TEST_POSTGRES = "CONTIMG_TEST_POSTGRES"  # an admin URL of a PostgreSQL server the tests may use
+_MIGRATED_FROM: dict[str, Path] = {}
+
+
+def source_db(client: AsyncClient) -> Path:
+    """The SQLite file a client's products data comes from (for a migrated PostgreSQL site: its source)."""
+    products = client.settings.products_db
+    if isinstance(products, str):
+        return _MIGRATED_FROM[products]
+    assert products is not None
+    return products
+
+
+@dataclass(frozen=True)
+class PostgresSite(DemoSite):
+    """The newer demo site with its products database migrated into PostgreSQL.
+
+    ``products_db`` stays the SQLite file the data came from (tests read their expectations from it); the
+    client is pointed at ``url``.
+    """
+
+    url: str = ""
+
+    def settings_kwargs(self) -> dict[str, Any]:
+        return {**super().settings_kwargs(), "products_db": self.url}
+
+
+@pytest.fixture(scope="session")
+def postgres_site(sites: dict[str, DemoSite]) -> Iterator[PostgresSite]:
+    """A fresh database on the test server, loaded by ``contimg migrate``'s code, dropped afterwards."""
+    admin = os.environ.get(ENV_TEST_POSTGRES)
+    if not admin:
+        if os.environ.get("CONTIMG_REQUIRE_POSTGRES"):
+            pytest.fail(f"{ENV_TEST_POSTGRES} is required here but not set")
+        pytest.skip(f"no PostgreSQL server for the tests ({ENV_TEST_POSTGRES} is not set)")
+    import asyncio
+
+    import asyncpg
+
+    from toolkit.migrate import migrate
+
+    name = f"contimg_test_{secrets.token_hex(4)}"
+    base = admin.rsplit("/", 1)[0]
+
+    async def create() -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await conn.close()
+        await migrate(sites["newer"].products_db, f"{base}/{name}")
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+    asyncio.run(create())
+    newer = sites["newer"]
+    _MIGRATED_FROM[f"{base}/{name}"] = newer.products_db
+    yield PostgresSite(**{f.name: getattr(newer, f.name) for f in fields(DemoSite)}, url=f"{base}/{name}")
+    asyncio.run(drop())
+
+
+@pytest.fixture(params=["newer", "older", "postgres"])
 def any_site(request: pytest.FixtureRequest, sites: dict[str, DemoSite]) -> DemoSite:
+    if request.param == "postgres":
+        site: DemoSite = request.getfixturevalue("postgres_site")
+        return site
     return sites[request.param]
 
 

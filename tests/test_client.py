@@ -30,6 +30,8 @@ from toolkit.domains import listing as fetch_listing_module
 from toolkit.runids import run_id_for_ms
 from toolkit.schema import column_names
 
+from .conftest import source_db
+
 
 @contextmanager
 def raw(path: Any) -> Iterator[sqlite3.Connection]:
@@ -58,7 +60,7 @@ def stage_grade(stage: str | None) -> str | None:
 async def test_images_list_has_every_column_and_dtypes_on_both_schemas(client: AsyncClient) -> None:
     frame = await client.images.list()
     assert list(frame.columns) == [*column_names("images"), "qa_grade", "run_id"]
-    assert len(frame) == scalar(client.settings.products_db, "SELECT COUNT(*) FROM images")
+    assert len(frame) == scalar(source_db(client), "SELECT COUNT(*) FROM images")
     assert str(frame["created_at"].dtype) == "datetime64[us, UTC]"
     assert frame["id"].dtype == "Int64"
     assert frame["pbcor"].dtype == "boolean"
@@ -79,7 +81,7 @@ async def test_older_schema_columns_are_present_and_na(older_site: DemoSite) -> 
 
 async def test_images_qa_grade_follows_ms_stage_and_run_id_is_derived_or_stored(client: AsyncClient) -> None:
     frame = await client.images.list()
-    with raw(client.settings.products_db) as conn:
+    with raw(source_db(client)) as conn:
         stages = dict(conn.execute("SELECT path, stage FROM ms_index").fetchall())
     for row in frame.itertuples():
         ms_path = None if pd.isna(row.ms_path) else row.ms_path
@@ -92,7 +94,7 @@ async def test_images_qa_grade_follows_ms_stage_and_run_id_is_derived_or_stored(
 
 
 async def test_images_filters(client: AsyncClient) -> None:
-    db = client.settings.products_db
+    db = source_db(client)
     pbcor = await client.images.list(type="pbcor")
     assert len(pbcor) == scalar(db, "SELECT COUNT(*) FROM images WHERE type = 'pbcor'") > 0
     both = await client.images.list(type=["pbcor", "mosaic"])
@@ -165,7 +167,7 @@ async def test_images_get_by_id_and_path(client: AsyncClient) -> None:
 
 # ---------------------------------------------------------------------------------------- measurement sets
 async def test_ms_list_filters_by_stage_and_status(client: AsyncClient) -> None:
-    db = client.settings.products_db
+    db = source_db(client)
     calibrated = await client.ms.list(stage="calibrated")
     assert len(calibrated) == scalar(db, "SELECT COUNT(*) FROM ms_index WHERE stage = 'calibrated'") > 0
     assert set(calibrated["qa_grade"]) == {"warn"}
@@ -182,7 +184,7 @@ async def test_ms_list_filters_by_stage_and_status(client: AsyncClient) -> None:
 
 
 async def test_ms_get_prefers_pointing_and_lists_cal_tables_in_order(client: AsyncClient) -> None:
-    db = client.settings.products_db
+    db = source_db(client)
     with raw(db) as conn:
         path, ra, pra, mid = conn.execute(
             "SELECT path, ra_deg, pointing_ra_deg, mid_mjd FROM ms_index "
@@ -207,7 +209,7 @@ async def test_ms_get_prefers_pointing_and_lists_cal_tables_in_order(client: Asy
 
 
 async def test_ms_without_pointing_falls_back_to_phase_centre(newer_client: AsyncClient) -> None:
-    with raw(newer_client.settings.products_db) as conn:
+    with raw(source_db(newer_client)) as conn:
         path, ra, dec = conn.execute(
             "SELECT path, ra_deg, dec_deg FROM ms_index WHERE pointing_ra_deg IS NULL LIMIT 1"
         ).fetchone()
@@ -217,7 +219,7 @@ async def test_ms_without_pointing_falls_back_to_phase_centre(newer_client: Asyn
 
 # ------------------------------------------------------------------------------------------------ sources
 async def test_sources_list_and_get(client: AsyncClient) -> None:
-    db = client.settings.products_db
+    db = source_db(client)
     frame = await client.sources.list()
     assert len(frame) == scalar(db, "SELECT COUNT(DISTINCT source_id) FROM photometry")
     assert list(frame.columns) == [
@@ -248,7 +250,7 @@ async def test_sources_list_and_get(client: AsyncClient) -> None:
 
 
 async def test_lightcurve_is_ordered_and_falls_back_to_peak(client: AsyncClient) -> None:
-    db = client.settings.products_db
+    db = source_db(client)
     with raw(db) as conn:
         sid, peak, peak_err = conn.execute(
             "SELECT source_id, peak_jyb, peak_err_jyb FROM photometry WHERE flux_jy IS NULL LIMIT 1"
@@ -271,7 +273,7 @@ async def test_lightcurve_is_ordered_and_falls_back_to_peak(client: AsyncClient)
 
 
 async def test_measurements_bulk_frame(client: AsyncClient) -> None:
-    db = client.settings.products_db
+    db = source_db(client)
     everything = await client.sources.measurements()
     assert len(everything) == scalar(db, "SELECT COUNT(*) FROM photometry")
     assert list(everything.columns) == list(column_names("photometry"))
@@ -292,7 +294,7 @@ async def test_measurements_bulk_frame(client: AsyncClient) -> None:
 
 # --------------------------------------------------------------------------------------------------- jobs
 async def test_jobs_list_and_get(client: AsyncClient) -> None:
-    db = client.settings.products_db
+    db = source_db(client)
     frame = await client.jobs.list()
     has_jobs = scalar(db, "SELECT COUNT(*) FROM sqlite_master WHERE name = 'jobs'") == 1
     expected = scalar(db, "SELECT COUNT(*) FROM jobs" if has_jobs else "SELECT COUNT(*) FROM ms_index")
@@ -374,7 +376,7 @@ async def test_caltables_inside_the_products_database(tmp_path: Any) -> None:
 
 # -------------------------------------------------------------------------------------------- stats and sql
 async def test_stats_match_the_database(client: AsyncClient) -> None:
-    db = client.settings.products_db
+    db = source_db(client)
     stats = await client.stats()
     assert isinstance(stats, Stats)
     with raw(db) as conn:
@@ -393,9 +395,9 @@ async def test_stats_match_the_database(client: AsyncClient) -> None:
 
 async def test_sql_escape_hatch(client: AsyncClient) -> None:
     frame = await client.sql("SELECT id, created_at, type FROM images WHERE type = ? ORDER BY id", ["pbcor"])
-    assert len(frame) == scalar(client.settings.products_db, "SELECT COUNT(*) FROM images WHERE type='pbcor'")
+    assert len(frame) == scalar(source_db(client), "SELECT COUNT(*) FROM images WHERE type='pbcor'")
     assert str(frame["created_at"].dtype) == "datetime64[us, UTC]"
-    empty = await client.sql("SELECT id, type FROM images WHERE 0")
+    empty = await client.sql("SELECT id, type FROM images WHERE 1 = 0")
     assert list(empty.columns) == ["id", "type"] and empty.empty
 
 

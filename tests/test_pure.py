@@ -228,3 +228,12 @@ def test_split_refuses_paged_or_differently_ordered_queries() -> None:
     q.limit, q.order_by = None, "t.k ASC"
     with pytest.raises(ValueError, match=r"ordered by t\.k DESC"):
         q.split_at("t.k", 1.0)
+
+
+def test_rows_and_arrow_round_times_the_same_way() -> None:
+    """Stored times finer than a microsecond round alike on both paths (they once differed by 1 us)."""
+    values = [1796038022.1358109, None, 1796037696.0000975, 1.5e9]
+    from_rows = frames.from_rows([(v,) for v in values], ["t"], {"t": "time"})
+    from_arrow = frames.arrow_to_frame(pa.table({"t": pa.array(values)}), {"t": "time"})
+    pd.testing.assert_frame_equal(from_rows, from_arrow)
+    assert from_rows["t"][0].microsecond == 135811

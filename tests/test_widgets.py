@@ -197,5 +197,8 @@ def test_page_size_is_bounded(size: int, site: DemoSite) -> None:
 def test_panels_outside_an_event_loop_say_where_they_run(site: DemoSite) -> None:
     from toolkit import ConfigurationError
 
-    with Client(**site.settings_kwargs()) as client, pytest.raises(ConfigurationError, match="Jupyter kernel"):
+    with (
+        Client(**site.settings_kwargs()) as client,
+        pytest.raises(ConfigurationError, match="Jupyter kernel"),
+    ):
         ImagePanel(client, 1)

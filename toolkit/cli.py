@@ -117,6 +117,39 @@ def _services(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
     _emit(_pick_columns(frame, ns.columns), ns.format, out)
 
 
+def _migrate(ns: argparse.Namespace, out: TextIO) -> None:
+    import asyncio
+    import os
+
+    from tqdm import tqdm
+
+    from .migrate import migrate
+    from .settings import ENV_PRODUCTS_DB
+
+    source = ns.source or os.environ.get(ENV_PRODUCTS_DB)
+    if not source:
+        raise ConfigurationError(f"say which SQLite database to copy: --from FILE (or set {ENV_PRODUCTS_DB})")
+    bars: dict[str, tqdm[Any]] = {}
+
+    def progress(table: str, done: int, total: int) -> None:
+        bar = bars.get(table)
+        if bar is None:
+            bar = bars[table] = tqdm(total=total, desc=table, unit="row", file=sys.stderr, leave=False)
+        bar.n = done
+        bar.refresh()
+
+    try:
+        summary = asyncio.run(migrate(Path(source), ns.target, progress=progress))
+    finally:
+        for bar in bars.values():
+            bar.close()
+    for table, rows in summary.copied.items():
+        out.write(f"copied {table}: {rows:,} rows\n")
+    if summary.skipped:
+        out.write(f"already copied earlier: {', '.join(summary.skipped)}\n")
+    out.write(f"done: {summary.target}\n")
+
+
 def _demo(ns: argparse.Namespace, out: TextIO) -> None:
     from tqdm import tqdm
 
@@ -230,6 +263,10 @@ def _parser() -> argparse.ArgumentParser:
     services = listing("services", "health of the databases, log folders and configured endpoints")
     services.add_argument("--timeout", type=float, default=2.0, help="seconds per check (they run at once)")
 
+    migrate = sub.add_parser("migrate", help="copy a SQLite products database into PostgreSQL (restartable)")
+    migrate.add_argument("--to", dest="target", required=True, help="postgresql://user@host:port/dbname")
+    migrate.add_argument("--from", dest="source", help="the SQLite file (default: $PIPELINE_PRODUCTS_DB)")
+
     report = sub.add_parser("report", help="write a QA report (HTML with plots, or Markdown for .md)")
     report.add_argument("--since", help="ISO-8601 date/time")
     report.add_argument("--until", help="ISO-8601 date/time")
@@ -285,6 +322,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return 0
         if ns.command == "lab":
             _lab(ns, out)
+        if ns.command == "migrate":
+            _migrate(ns, out)
+            return 0
         with Client() as client:
             _handler(ns)(client, ns, out)
         return 0

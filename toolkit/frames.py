@@ -41,6 +41,14 @@ _ARROW_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError
 SMALL_TABLE_ROWS = 20_000
 
 
+def seconds_to_time(seconds: np.ndarray) -> pd.DatetimeIndex:
+    """Unix seconds -> UTC microsecond times, rounded to the nearest microsecond as the Arrow path rounds
+    (truncating instead made the two paths differ by 1 us on stored values like 1796038022.1358109)."""
+    micros = np.round(seconds * 1e6)
+    times: pd.DatetimeIndex = pd.to_datetime(micros, unit="us", utc=True).astype(_TIME)
+    return times
+
+
 def dtype_for(kind: Kind) -> Any:
     return _DTYPES[kind]
 
@@ -122,8 +130,7 @@ def _array_from_values(values: Sequence[Any], kind: Kind | None) -> Any:
     if kind == "real":
         return np.array(values, dtype="float64")  # None -> NaN; a string raises
     if kind == "time":
-        seconds = np.array(values, dtype="float64")
-        return pd.to_datetime(seconds, unit="s", utc=True).astype(_TIME).array
+        return seconds_to_time(np.array(values, dtype="float64")).array
     if kind == "int":
         return pd.array(values, dtype=_INT64)  # a string or a fraction raises
     if kind == "bool":
@@ -168,8 +175,9 @@ def convert(series: pd.Series, kind: Kind) -> pd.Series:
     if kind == "time":
         if str(series.dtype) == TIME_DTYPE:
             return series
-        values = _numeric(series).astype("float64")
-        times: pd.Series = pd.to_datetime(values, unit="s", utc=True).astype(_TIME)
+        times = pd.Series(
+            seconds_to_time(_numeric(series).to_numpy(dtype="float64", na_value=np.nan)), index=series.index
+        )
         return times
     if kind == "real":
         return _numeric(series).astype("float64")

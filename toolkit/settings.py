@@ -50,7 +50,7 @@ class Settings:
     so that an error about a value can name it.
     """
 
-    products_db: Path | None = None
+    products_db: Path | str | None = None  # a SQLite file, or a postgresql:// URL
     cal_registry_db: Path | None = None
     log_dirs: tuple[Path, ...] = ()
     query_timeout: float = DEFAULT_QUERY_TIMEOUT
@@ -102,13 +102,20 @@ class Settings:
     def origin(self, name: str) -> str:
         return self.origins.get(name, f"setting {name}")
 
-    def require_products_db(self) -> Path:
+    def require_products_db(self) -> Path | str:
         if self.products_db is None:
             raise ConfigurationError(
                 f"no products database configured: pass products_db=... or set {ENV_PRODUCTS_DB} "
                 "(run `contimg demo DIR` to build a demo site)"
             )
         return self.products_db
+
+
+def _database(value: str | os.PathLike[str]) -> Path | str:
+    """A SQLite file path, or a ``postgresql://`` URL kept as it is."""
+    if isinstance(value, str) and value.startswith(("postgresql://", "postgres://")):
+        return value
+    return _path(value)
 
 
 def _path(value: str | os.PathLike[str]) -> Path:
@@ -185,7 +192,7 @@ _VARIABLES: dict[str, str] = {
 }
 
 _CONVERTERS: dict[str, Any] = {
-    "products_db": _path,
+    "products_db": _database,
     "cal_registry_db": _path,
     "log_dirs": _paths,
     "query_timeout": float,

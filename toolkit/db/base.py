@@ -20,10 +20,44 @@ PostProcess = Callable[[pd.DataFrame], pd.DataFrame]
 
 
 @dataclass(frozen=True)
+class Dialect:
+    """The few SQL spellings that differ between the databases the toolkit reads.
+
+    Everything else the domains write is plain SQL both understand (``?`` placeholders are translated by
+    the PostgreSQL backend). JSON is the main difference: SQLite keeps it as text (``json_*`` functions,
+    and a blob can be invalid), PostgreSQL as ``json`` (operators; ``contimg migrate`` stores a blob that
+    is not a JSON object as a JSON string, so "not an object" is how a broken blob shows there).
+    """
+
+    name: str
+
+    def json_number(self, column: str, key: str) -> str:
+        """The number under ``key`` in a JSON object column, NULL when absent, not a number or not JSON."""
+        if self.name == "postgresql":
+            return f"CASE WHEN json_typeof({column} -> '{key}') = 'number' THEN ({column} ->> '{key}')::float8 END"
+        path = f"$.{key}"
+        return (
+            f"CASE WHEN json_valid({column}) AND json_type({column}, '{path}') IN ('real', 'integer') "
+            f"THEN json_extract({column}, '{path}') END"
+        )
+
+    def json_broken(self, column: str) -> str:
+        """True where the column holds something that is not a readable JSON object."""
+        if self.name == "postgresql":
+            return f"({column} IS NOT NULL AND json_typeof({column}) <> 'object')"
+        return f"({column} IS NOT NULL AND NOT json_valid({column}))"
+
+
+SQLITE = Dialect("sqlite")
+POSTGRESQL = Dialect("postgresql")
+
+
+@dataclass(frozen=True)
 class Catalog:
-    """Which tables and columns a database has (read once when the backend opens)."""
+    """Which tables and columns a database has (read once when the backend opens), and its SQL dialect."""
 
     tables: Mapping[str, frozenset[str]]
+    dialect: Dialect = SQLITE
 
     def has_table(self, table: str) -> bool:
         return table in self.tables
@@ -35,6 +69,7 @@ class Catalog:
 class Backend(Protocol):
     label: str
     catalog: Catalog
+    path: Any  # the file, or the redacted URL: for messages
 
     async def fetch_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Small queries: the rows as tuples, in one crossing."""
@@ -50,6 +85,10 @@ class Backend(Protocol):
         self, parts: Sequence[tuple[str, Params]], kinds: Mapping[str, Kind], post: PostProcess | None = None
     ) -> pd.DataFrame:
         """Several queries read at once, concatenated in order: one frame, as if from one query."""
+        ...
+
+    async def data_version(self) -> int:
+        """A number that changes whenever the database changes (for the result cache)."""
         ...
 
     async def fetch_user_frame(self, sql: str, params: Params) -> pd.DataFrame:

@@ -8,6 +8,7 @@ from pathlib import Path
 from ..cache import ResultCache
 from ..errors import ClientClosedError, ConfigurationError
 from ..settings import ENV_CAL_REGISTRY_DB, ENV_QUEUE_DB, Settings
+from .base import Backend
 from .sqlite import SQLiteBackend
 
 
@@ -17,15 +18,15 @@ class Connections:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.require_products_db()
-        self._products: SQLiteBackend | None = None
-        self._calibration: SQLiteBackend | None = None
+        self._products: Backend | None = None
+        self._calibration: Backend | None = None
         self._calibration_checked = False
-        self._queue: SQLiteBackend | None = None
+        self._queue: Backend | None = None
         self.cache = ResultCache(settings.cache_bytes, settings.cache_ttl, self.data_versions)
         self._lock: asyncio.Lock | None = None
         self._closed = False
 
-    async def products(self) -> SQLiteBackend:
+    async def products(self) -> Backend:
         if self._products is None:
             async with self._get_lock():
                 self._check_open()
@@ -36,7 +37,7 @@ class Connections:
         self._check_open()
         return self._products
 
-    async def calibration(self) -> SQLiteBackend | None:
+    async def calibration(self) -> Backend | None:
         """The backend holding ``caltables``, or None when the site has none."""
         if not self._calibration_checked:
             products = await self.products()
@@ -53,7 +54,7 @@ class Connections:
         self._check_open()
         return self._calibration
 
-    async def queue(self) -> SQLiteBackend:
+    async def queue(self) -> Backend:
         """The streaming converter's queue database (``PIPELINE_QUEUE_DB``)."""
         if self._queue is None:
             path = self.settings.queue_db
@@ -73,13 +74,24 @@ class Connections:
         backends = {id(b): b for b in self.opened().values()}
         return tuple([await b.data_version() for b in backends.values()])
 
-    def opened(self) -> dict[str, SQLiteBackend]:
+    def opened(self) -> dict[str, Backend]:
         """The databases opened so far, by setting name."""
         found = {"products_db": self._products, "cal_registry_db": self._calibration, "queue_db": self._queue}
         return {name: backend for name, backend in found.items() if backend is not None}
 
-    async def _open(self, path: Path, label: str, setting: str, required_table: str) -> SQLiteBackend:
+    async def _open(self, path: Path | str, label: str, setting: str, required_table: str) -> Backend:
         s = self.settings
+        if isinstance(path, str):
+            from .postgres import PostgresBackend
+
+            return await PostgresBackend.open(
+                path,
+                label=label,
+                origin=s.origin(setting),
+                query_timeout=s.query_timeout,
+                pool_size=s.pool_size,
+                required_tables=(required_table,),
+            )
         return await SQLiteBackend.open(
             path,
             label=label,
@@ -89,7 +101,7 @@ class Connections:
             required_tables=(required_table,),
         )
 
-    async def require_calibration(self) -> SQLiteBackend:
+    async def require_calibration(self) -> Backend:
         backend = await self.calibration()
         if backend is None:
             raise ConfigurationError(

@@ -61,12 +61,12 @@ IMAGE_KINDS: dict[str, Kind] = {
     "pb_corrected": "bool",
     "qa_timestamp": "time",
 }
-# (column, JSON source, JSON path) of the calibration metrics kept in JSON blobs.
+# (column, JSON source, key) of the calibration metrics kept in JSON blobs.
 _CAL_JSON = (
-    ("k_delay_rms_ns", "k_metrics", "$.delay_rms_ns"),
-    ("bp_amp_rms", "bp_metrics", "$.amp_rms"),
-    ("bp_phase_rms_deg", "bp_metrics", "$.phase_rms_deg"),
-    ("g_amp_scatter", "g_metrics", "$.amp_scatter"),
+    ("k_delay_rms_ns", "k_metrics", "delay_rms_ns"),
+    ("bp_amp_rms", "bp_metrics", "amp_rms"),
+    ("bp_phase_rms_deg", "bp_metrics", "phase_rms_deg"),
+    ("g_amp_scatter", "g_metrics", "amp_scatter"),
 )
 MS_KINDS: dict[str, Kind] = {
     "ms_path": "text",
@@ -162,18 +162,15 @@ def ms_metrics_select(catalog: Catalog, *, one: bool = False) -> Select:
         f"{column_or_null(catalog, 'ms_index', 'm', 'stage_updated_at')} AS stage_updated_at",
         f"{cal('flags_total')} AS flagged_fraction",
     ]
-    for column, blob, path in _CAL_JSON:
-        # json_extract raises on malformed JSON and would sink the whole query: guard with json_valid, and
-        # take only numbers (a string there would break the column's type).
+    for column, blob, key in _CAL_JSON:
+        # A malformed blob must not sink the query (json_extract raises on it in SQLite): the dialect's
+        # number extraction is NULL for anything that is not a number inside a readable object.
         columns.append(
-            f"CASE WHEN json_valid({cal(blob)}) AND json_type({cal(blob)}, '{path}') IN ('real', 'integer') "
-            f"THEN json_extract({cal(blob)}, '{path}') END AS {column}"
-            if has_qa
-            else f"NULL AS {column}"
+            f"{catalog.dialect.json_number(cal(blob), key)} AS {column}" if has_qa else f"NULL AS {column}"
         )
     for blob in ("k_metrics", "bp_metrics", "g_metrics"):
         columns.append(
-            f"({cal(blob)} IS NOT NULL AND NOT json_valid({cal(blob)})) AS {blob}__broken"
+            f"{catalog.dialect.json_broken(cal(blob))} AS {blob}__broken"
             if has_qa
             else f"0 AS {blob}__broken"
         )

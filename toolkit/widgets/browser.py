@@ -9,7 +9,7 @@ import ipywidgets as w
 
 from ..arguments import to_mjd, to_unix
 from ..client import AsyncClient
-from ..db.sqlite import SQLiteBackend
+from ..db.base import Backend
 from ..domains import cal as cal_domain
 from ..domains import images as images_domain
 from ..domains import jobs as jobs_domain
@@ -25,11 +25,11 @@ from .table import Choice, TableSpec, TableView
 ESCAPE = "ESCAPE '\\'"
 
 
-async def _products(api: AsyncClient) -> SQLiteBackend:
+async def _products(api: AsyncClient) -> Backend:
     return await api._connections.products()
 
 
-async def _calibration(api: AsyncClient) -> SQLiteBackend:
+async def _calibration(api: AsyncClient) -> Backend:
     return await api._connections.require_calibration()
 
 
@@ -56,7 +56,7 @@ def _with_filters(
     return q
 
 
-def _images(db: SQLiteBackend, values: Mapping[str, Any]) -> TableQuery:
+def _images(db: Backend, values: Mapping[str, Any]) -> TableQuery:
     q = TableQuery(
         images_domain.image_select(db.catalog),
         "images AS i LEFT JOIN ms_index AS m ON m.path = i.ms_path",
@@ -67,7 +67,7 @@ def _images(db: SQLiteBackend, values: Mapping[str, Any]) -> TableQuery:
     return _with_filters(q, values, search="i.path", choices={"type": "i.type"}, time="i.created_at")
 
 
-def _ms(db: SQLiteBackend, values: Mapping[str, Any]) -> TableQuery:
+def _ms(db: Backend, values: Mapping[str, Any]) -> TableQuery:
     q = TableQuery(ms_domain.ms_select(db.catalog), "ms_index AS m", key="m.path", sort="m.mid_mjd")
     return _with_filters(
         q,
@@ -79,13 +79,13 @@ def _ms(db: SQLiteBackend, values: Mapping[str, Any]) -> TableQuery:
     )
 
 
-def _jobs(db: SQLiteBackend, values: Mapping[str, Any]) -> TableQuery:
+def _jobs(db: Backend, values: Mapping[str, Any]) -> TableQuery:
     columns, source, _ = jobs_domain.job_select(db.catalog)
     q = TableQuery(columns, source, key="j.id", sort="j.created_at")
     return _with_filters(q, values, search="j.ms_path", choices={"status": "j.status"}, time="j.created_at")
 
 
-def _sources(db: SQLiteBackend, values: Mapping[str, Any]) -> TableQuery:
+def _sources(db: Backend, values: Mapping[str, Any]) -> TableQuery:
     q = TableQuery(
         sources_domain.SOURCE_COLUMNS,
         "photometry AS p",
@@ -98,7 +98,7 @@ def _sources(db: SQLiteBackend, values: Mapping[str, Any]) -> TableQuery:
     return _with_filters(q, values, search="p.source_id", choices={}, time=None)
 
 
-def _cal(db: SQLiteBackend, values: Mapping[str, Any]) -> TableQuery:
+def _cal(db: Backend, values: Mapping[str, Any]) -> TableQuery:
     q = TableQuery(
         select_columns(db.catalog, "caltables", "c"), "caltables AS c", key="c.id", sort="c.valid_start_mjd"
     )

@@ -11,13 +11,13 @@ import ipywidgets as w
 import pandas as pd
 
 from ..client import AsyncClient
-from ..db.sqlite import SQLiteBackend
+from ..db.base import Backend
 from ..schema import Kind
 from .paging import PAGE_SIZES, SORT_VALUE, Cursor, PageState, TableQuery, check_page_size
 from .runner import Runner
 
-Backend = Callable[[AsyncClient], Awaitable[SQLiteBackend]]
-BuildQuery = Callable[[SQLiteBackend, Mapping[str, Any]], TableQuery]
+OpenBackend = Callable[[AsyncClient], Awaitable[Backend]]
+BuildQuery = Callable[[Backend, Mapping[str, Any]], TableQuery]
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class TableSpec:
     """Everything one tab needs: where its rows come from and what a user can do with them."""
 
     title: str
-    backend: Backend
+    backend: OpenBackend
     build: BuildQuery  # the filtered query for the current filter values
     kinds: Mapping[str, Kind]
     shown: Sequence[str]  # columns shown in the table
@@ -177,7 +177,7 @@ class TableView(w.VBox):  # type: ignore[misc]
         values["until"] = self.until.value.strip() or None
         return values
 
-    def query(self, db: SQLiteBackend) -> TableQuery:
+    def query(self, db: Backend) -> TableQuery:
         q = self.spec.build(db, self.filter_values())
         return q.sorted_by(self.spec.sorts[self.sort.value], bool(self.descending.value))
 

@@ -1,0 +1,169 @@
+"""PostgreSQL backend against a real server: same frames as SQLite, read-only, timeouts, errors, migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import asyncpg
+import pandas as pd
+import pytest
+
+from toolkit import AsyncClient, DatabaseConnectionError, QueryTimeoutError, ReadOnlyError, ValidationError
+from toolkit.demo import DemoSite, build_demo_site
+from toolkit.migrate import migrate
+
+from .conftest import ENV_TEST_POSTGRES, PostgresSite
+
+
+@pytest.fixture
+async def pg(postgres_site: PostgresSite) -> AsyncIterator[AsyncClient]:
+    async with AsyncClient(**postgres_site.settings_kwargs()) as client:
+        yield client
+
+
+async def test_frames_match_sqlite_column_for_column(pg: AsyncClient, site: DemoSite) -> None:
+    async with AsyncClient(**site.settings_kwargs()) as lite:
+        for call in (
+            lambda c: c.images.list(),
+            lambda c: c.ms.list(),
+            lambda c: c.jobs.list(),
+            lambda c: c.sources.list(),
+            lambda c: c.sources.measurements(),
+            lambda c: c.qa.images(),
+            lambda c: c.qa.ms_list(as_of="2026-11-30T12:00"),
+            lambda c: c.sources.variability(),
+        ):
+            ours, theirs = await call(pg), await call(lite)
+            pd.testing.assert_frame_equal(ours, theirs, check_exact=False, rtol=1e-12)
+        assert (await pg.images.get(1)) == (await lite.images.get(1))
+        assert (await pg.stats()).images_total == (await lite.stats()).images_total
+
+
+async def test_writes_are_refused_and_the_pool_stays_healthy(pg: AsyncClient) -> None:
+    for statement in (
+        "INSERT INTO images (id, path) VALUES (999999, 'x')",
+        "CREATE TABLE evil (x int)",
+        "DELETE FROM images",
+    ):
+        with pytest.raises(ReadOnlyError, match="read-only"):
+            await pg.sql(statement)
+    assert len(await pg.images.list(limit=3)) == 3
+
+
+async def test_statement_timeout_raises_and_the_pool_recovers(postgres_site: PostgresSite) -> None:
+    async with AsyncClient(**postgres_site.settings_kwargs(), query_timeout=0.5) as client:
+        with pytest.raises(QueryTimeoutError, match="statement timeout"):
+            await client.sql("SELECT pg_sleep(3)")
+        results = await asyncio.gather(*(client.images.list(limit=2) for _ in range(6)))
+        assert all(len(r) == 2 for r in results)
+
+
+async def test_connection_errors_name_host_and_database_never_the_password(
+    postgres_site: PostgresSite,
+) -> None:
+    admin = os.environ[ENV_TEST_POSTGRES]
+    host_port = admin.split("@", 1)[1].split("/", 1)[0]
+    with pytest.raises(DatabaseConnectionError) as refused:
+        await AsyncClient(products_db="postgresql://someone:s3cret@127.0.0.1:1/site").open()
+    assert "127.0.0.1:1/site" in str(refused.value) and "s3cret" not in str(refused.value)
+    with pytest.raises(DatabaseConnectionError, match="no such database") as unknown:
+        await AsyncClient(products_db=f"postgresql://postgres:s3cret@{host_port}/no_such_db").open()
+    assert "s3cret" not in str(unknown.value)
+
+
+async def test_cache_sees_writes_made_on_the_server(postgres_site: PostgresSite) -> None:
+    async with AsyncClient(**postgres_site.settings_kwargs()) as client:
+        before = await client.images.list(type="pbcor")
+        assert (await client.images.list(type="pbcor")).equals(before) and client.cache.stats().hits == 1
+        writer = await asyncpg.connect(postgres_site.url)
+        try:
+            await writer.execute(
+                "INSERT INTO images (id, path, type, created_at) VALUES (999001, '/new.fits', 'pbcor', 4102444800)"
+            )
+            after = await client.images.list(type="pbcor")
+            assert len(after) == len(before) + 1
+        finally:
+            await writer.execute("DELETE FROM images WHERE id = 999001")
+            await writer.close()
+
+
+@pytest.fixture
+async def empty_database() -> AsyncIterator[str]:
+    admin = os.environ.get(ENV_TEST_POSTGRES)
+    if not admin:
+        pytest.skip(f"{ENV_TEST_POSTGRES} is not set")
+    name = f"contimg_migrate_{secrets.token_hex(4)}"
+    conn = await asyncpg.connect(admin)
+    await conn.execute(f'CREATE DATABASE "{name}"')
+    await conn.close()
+    yield f"{admin.rsplit('/', 1)[0]}/{name}"
+    conn = await asyncpg.connect(admin)
+    await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await conn.close()
+
+
+async def test_migrate_restarts_without_duplicates(empty_database: str, tmp_path: Path) -> None:
+    site = build_demo_site(tmp_path / "site")
+    seen: list[tuple[str, int, int]] = []
+
+    def interrupt_in_photometry(table: str, done: int, total: int) -> None:
+        seen.append((table, done, total))
+        if table == "photometry" and done >= 1000:
+            raise KeyboardInterrupt  # the user gives up half way through the biggest table
+
+    with pytest.raises(KeyboardInterrupt):
+        await migrate(site.products_db, empty_database, batch_rows=500, progress=interrupt_in_photometry)
+    target = await asyncpg.connect(empty_database)
+    try:
+        finished = {r["table_name"] for r in await target.fetch("SELECT table_name FROM contimg_migration")}
+        assert "images" in finished and "photometry" not in finished
+        assert await target.fetchval("SELECT to_regclass('photometry') IS NULL")  # rolled back with its copy
+        second = await migrate(
+            site.products_db, empty_database, batch_rows=500, progress=lambda t, d, n: seen.append((t, d, n))
+        )
+        assert second.copied["photometry"] == 3200 and "images" in second.skipped
+        assert ("photometry", 500, 3200) in seen and ("photometry", 3200, 3200) in seen
+        assert await target.fetchval("SELECT COUNT(*) FROM photometry") == 3200
+        assert await target.fetchval("SELECT COUNT(*) FROM images") == 300
+        third = await migrate(site.products_db, empty_database)
+        assert third.copied == {} and "photometry" in third.skipped
+        indexes = {r["indexname"] for r in await target.fetch("SELECT indexname FROM pg_indexes")}
+        assert {"idx_images_created", "idx_phot_source"} <= indexes
+        broken = await target.fetchval(
+            "SELECT bp_metrics #>> '{}' FROM calibration_qa WHERE json_typeof(bp_metrics) = 'string'"
+        )
+        assert broken == "{not json"  # kept, as text, not lost
+    finally:
+        await target.close()
+
+
+async def test_migrate_never_overwrites_a_table_it_did_not_make(empty_database: str, site: DemoSite) -> None:
+    target = await asyncpg.connect(empty_database)
+    try:
+        await target.execute("CREATE TABLE images (id bigint PRIMARY KEY, note text)")
+        await target.execute("INSERT INTO images VALUES (1, 'somebody else''s row')")
+        with pytest.raises(ValidationError, match="already has a table 'images' with other columns"):
+            await migrate(site.products_db, empty_database)
+        assert await target.fetchval("SELECT note FROM images WHERE id = 1") == "somebody else's row"
+    finally:
+        await target.close()
+
+
+def test_contimg_migrate_command(empty_database: str, site: DemoSite) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "toolkit", "migrate", "--to", empty_database, "--from", str(site.products_db)],
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "copied photometry: 3,200 rows" in result.stdout and "photometry" in result.stderr
+    bad = subprocess.run(
+        [sys.executable, "-m", "toolkit", "migrate", "--to", "mysql://x", "--from", str(site.products_db)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert bad.returncode == 1 and "postgresql://" in bad.stderr

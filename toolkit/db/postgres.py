@@ -1,0 +1,215 @@
+"""Read-only PostgreSQL backend: an asyncpg pool, with the same seam as the SQLite backend.
+
+Every session is ``default_transaction_read_only`` (a write fails in the server, whatever the SQL), and
+``statement_timeout`` bounds every statement; a timed-out statement raises ``QueryTimeoutError`` and its
+connection goes back to the pool healthy. The domains write ``?`` placeholders; they are numbered here.
+
+Supported schema: the one ``contimg migrate`` creates from a SQLite site (same tables and columns, unix times
+as ``double precision``, JSON as ``json`` (its text kept exactly)), so frames and records come out as they do from SQLite.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import asyncpg
+import pandas as pd
+
+from ..errors import (
+    ClientClosedError,
+    DatabaseConnectionError,
+    DatabaseQueryError,
+    QueryTimeoutError,
+    ReadOnlyError,
+)
+from ..schema import Kind
+from .base import POSTGRESQL, Catalog, Params, PostProcess
+from .sqlite import _brief, _rows_frame, _user_frame
+
+_LIMIT_PARAM = re.compile(r"\bLIMIT \$(\d+)")
+
+
+def is_postgres_url(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    host = parts.hostname or "localhost"
+    netloc = (
+        f"{parts.username + '@' if parts.username else ''}{host}{':' + str(parts.port) if parts.port else ''}"
+    )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def numbered(sql: str, params: Sequence[Any]) -> tuple[str, list[Any]]:
+    """``?`` placeholders -> ``$1, $2, ...`` (outside quoted text); SQLite's ``LIMIT -1`` -> no limit."""
+    out: list[str] = []
+    n = 0
+    quote: str | None = None
+    for ch in sql:
+        if quote is not None:
+            if ch == quote:
+                quote = None
+        elif ch in ("'", '"'):
+            quote = ch
+        elif ch == "?":
+            n += 1
+            out.append(f"${n}")
+            continue
+        out.append(ch)
+    values = list(params)
+    if n != len(values):
+        raise DatabaseQueryError(f"the query has {n} placeholders but {len(values)} values")
+    text = "".join(out)
+    for match in _LIMIT_PARAM.finditer(text):
+        index = int(match.group(1)) - 1
+        if values[index] == -1:
+            values[index] = None  # LIMIT NULL: no limit
+    return text, values
+
+
+def _plain(value: Any) -> Any:
+    """asyncpg values the frame builders do not know -> plain Python (numeric -> float)."""
+    if value.__class__.__name__ == "Decimal":
+        return float(value)
+    return value
+
+
+class PostgresBackend:
+    """One PostgreSQL database, read-only. Make it with :meth:`open`; close it with :meth:`aclose`."""
+
+    def __init__(
+        self, url: str, pool: asyncpg.Pool, *, label: str, origin: str, query_timeout: float
+    ) -> None:
+        self.url = url
+        self.path = redacted(url)
+        self.label = label
+        self.origin = origin
+        self.timeout = query_timeout
+        self.catalog = Catalog({}, POSTGRESQL)
+        self._pool = pool
+        self._closed = False
+
+    @classmethod
+    async def open(
+        cls,
+        url: str,
+        *,
+        label: str,
+        origin: str,
+        query_timeout: float,
+        pool_size: int,
+        required_tables: Iterable[str] = (),
+    ) -> PostgresBackend:
+        where = f"{label} at {redacted(url)} (set by {origin})"
+        settings = {
+            "default_transaction_read_only": "on",
+            "statement_timeout": str(int(query_timeout * 1000)),
+            "application_name": "contimg-toolkit",
+        }
+        try:
+            pool = await asyncpg.create_pool(
+                url, min_size=1, max_size=pool_size, server_settings=settings, timeout=query_timeout,
+                init=_json_as_text,
+            )  # fmt: skip
+        except (OSError, TimeoutError) as exc:
+            raise DatabaseConnectionError(f"{where} cannot be reached: {exc}") from None
+        except asyncpg.InvalidPasswordError:
+            raise DatabaseConnectionError(f"{where}: the server refused these credentials") from None
+        except asyncpg.InvalidCatalogNameError:
+            raise DatabaseConnectionError(f"{where}: no such database on that server") from None
+        except asyncpg.PostgresError as exc:
+            raise DatabaseConnectionError(f"{where}: {exc}") from None
+        backend = cls(url, pool, label=label, origin=origin, query_timeout=query_timeout)
+        rows = await backend.fetch_rows(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+        )
+        tables: dict[str, set[str]] = {}
+        for table, column in rows:
+            tables.setdefault(str(table), set()).add(str(column))
+        backend.catalog = Catalog({t: frozenset(c) for t, c in tables.items()}, POSTGRESQL)
+        missing = [t for t in required_tables if not backend.catalog.has_table(t)]
+        if missing:
+            await backend.aclose()
+            raise DatabaseConnectionError(
+                f"{where} has no {', '.join(missing)} table: is it a migrated site?"
+            )
+        return backend
+
+    async def aclose(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await self._pool.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise ClientClosedError(f"the {self.label} connection is closed; make a new client")
+
+    async def _fetch(self, sql: str, params: Params) -> tuple[list[str], list[tuple[Any, ...]]]:
+        self._check_open()
+        text, values = numbered(sql, params)
+        try:
+            async with self._pool.acquire() as conn:
+                statement = await conn.prepare(text)
+                records = await statement.fetch(*values)
+                names = [a.name for a in statement.get_attributes()]
+        except asyncpg.QueryCanceledError:
+            raise QueryTimeoutError(
+                f"{self.label}: query cancelled after the {self.timeout:g} s statement timeout: {_brief(sql)}"
+            ) from None
+        except asyncpg.ReadOnlySQLTransactionError as exc:
+            raise ReadOnlyError(
+                f"{self.label} is opened read-only; the toolkit never writes to the pipeline's databases ({exc})"
+            ) from None
+        except asyncpg.PostgresError as exc:
+            raise DatabaseQueryError(f"{self.label} rejected the query ({exc}): {_brief(sql)}") from None
+        except (OSError, asyncpg.InterfaceError) as exc:
+            raise DatabaseConnectionError(f"{self.label} at {self.path}: {exc}") from None
+        return names, [tuple(_plain(v) for v in r) for r in records]
+
+    async def fetch_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        return (await self._fetch(sql, params))[1]
+
+    async def fetch_frame(
+        self, sql: str, params: Params, kinds: Mapping[str, Kind], post: PostProcess | None = None
+    ) -> pd.DataFrame:
+        return await self.fetch_frame_parts([(sql, params)], kinds, post)
+
+    async def fetch_frame_parts(
+        self, parts: Sequence[tuple[str, Params]], kinds: Mapping[str, Kind], post: PostProcess | None = None
+    ) -> pd.DataFrame:
+        fetched = await asyncio.gather(*(self._fetch(sql, params) for sql, params in parts))
+        names = fetched[0][0]
+        rows = [row for _, part_rows in fetched for row in part_rows]
+        # Shaping is pandas work: off the event loop.
+        return await asyncio.to_thread(_rows_frame, rows, names, kinds, post)
+
+    async def fetch_user_frame(self, sql: str, params: Params) -> pd.DataFrame:
+        names, rows = await self._fetch(sql, params)
+        return await asyncio.to_thread(_user_frame, rows, names)
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        return f"{column} = ANY(?)", [list(values)]
+
+    async def data_version(self) -> int:
+        """Changes with every committed write on the server (the WAL position), for the result cache."""
+        (lsn,) = (await self.fetch_rows("SELECT pg_current_wal_lsn()::text"))[0]
+        high, low = str(lsn).split("/")
+        return (int(high, 16) << 32) + int(low, 16)
+
+
+async def _json_as_text(conn: asyncpg.Connection) -> None:
+    # json comes back as its text, as JSON text comes from SQLite; a JSON string (a blob that was not
+    # valid JSON when migrated) comes back as the original text.
+    def decode(text: str) -> str:
+        value = json.loads(text)
+        return value if isinstance(value, str) else text
+
+    await conn.set_type_codec("json", encoder=str, decoder=decode, schema="pg_catalog")
