@@ -167,3 +167,14 @@ def test_contimg_migrate_command(empty_database: str, site: DemoSite) -> None:
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert bad.returncode == 1 and "postgresql://" in bad.stderr
+
+
+async def test_service_status_checks_the_postgresql_database(pg: AsyncClient) -> None:
+    check = await pg.services.status("products_db")
+    assert check.status == "running" and (check.size_bytes or 0) > 0
+    broken = AsyncClient(products_db="postgresql://x:s3cret@127.0.0.1:1/nowhere")  # never opened: it is down
+    try:
+        down = await broken.services.status("products_db")
+        assert down.status == "stopped" and "s3cret" not in down.target
+    finally:
+        await broken.aclose()

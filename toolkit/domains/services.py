@@ -159,6 +159,34 @@ async def _network(endpoint: Endpoint, limit: float) -> ServiceCheck:
     return done("degraded", f"HTTP {code} {parts[2] if len(parts) > 2 else ''}".strip())
 
 
+async def _postgres(name: str, url: str, limit: float) -> ServiceCheck:
+    """A PostgreSQL database: connect read-only and ask for its size."""
+    import asyncpg
+
+    from ..db.postgres import redacted
+
+    started = time.perf_counter()
+
+    def done(status: Status, error: str | None = None, size: int | None = None) -> ServiceCheck:
+        ms = (time.perf_counter() - started) * 1000
+        return ServiceCheck(name, "database", redacted(url), status, ms, error, size_bytes=size)
+
+    try:
+        async with asyncio.timeout(limit):
+            conn = await asyncpg.connect(url, server_settings={"default_transaction_read_only": "on"})
+            try:
+                size = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+            finally:
+                await conn.close()
+    except TimeoutError:
+        return done("error", f"no answer within {limit:g} s")
+    except ConnectionRefusedError:
+        return done("stopped", "connection refused")
+    except (OSError, asyncpg.PostgresError) as exc:
+        return done("error", str(exc) or type(exc).__name__)
+    return done("running", None, size)
+
+
 class Services:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
@@ -180,6 +208,8 @@ class Services:
         async def one(name: str, kind: str, target: Any) -> ServiceCheck:
             if kind == "network":
                 return await _network(target, limit)
+            if isinstance(target, str):
+                return await _postgres(name, target, limit)
             check = _database if kind == "database" else _log_dir
             try:
                 async with asyncio.timeout(limit):
