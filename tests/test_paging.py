@@ -111,3 +111,15 @@ def test_page_state_labels_and_checks() -> None:
         "SELECT path FROM f WHERE path LIKE ? ESCAPE '\\'", [like_pattern("_b%")]
     ).fetchall()
     assert hits == [("a_b%c",)]
+
+
+def test_explicit_null_order_matches_sqlites_own() -> None:
+    """Spelled out (as PostgreSQL needs), the order is SQLite's: NULLs first ascending, last descending."""
+    conn = table([3, None, 1, None, 2])
+    for descending in (True, False):
+        q = TableQuery(
+            ["t.id", "t.v"], "t", key="t.id", sort="t.v", descending=descending, explicit_nulls=True
+        )
+        assert "NULLS" in q.page(2)[0]
+        assert walk_forward(conn, q, 2) == expected_order(conn, descending)
+        assert walk_backward(conn, q, 2) == expected_order(conn, descending)

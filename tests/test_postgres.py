@@ -178,3 +178,49 @@ async def test_service_status_checks_the_postgresql_database(pg: AsyncClient) ->
         assert down.status == "stopped" and "s3cret" not in down.target
     finally:
         await broken.aclose()
+
+
+async def test_browser_pages_on_postgresql_as_on_sqlite(pg: AsyncClient, site: DemoSite) -> None:
+    """A nullable sort column (noise) pages in the same order on both databases, forward and back."""
+    from toolkit.widgets import Browser
+
+    pages: dict[str, list[list[int]]] = {}
+    async with AsyncClient(**site.settings_kwargs()) as lite:
+        for name, client in (("postgres", pg), ("sqlite", lite)):
+            browser = Browser(client)
+            await browser.settled()
+            view = browser.views["images"]
+            view.sort.value = "noise"
+            view.descending.value = False
+            await browser.settled()
+            seen = [list(view.frame["id"])]
+            for _ in range(3):
+                view.next_page()
+                await browser.settled()
+                seen.append(list(view.frame["id"]))
+            view.previous_page()
+            await browser.settled()
+            seen.append(list(view.frame["id"]))
+            pages[name] = seen
+            browser.close()
+    assert pages["postgres"] == pages["sqlite"] and pages["sqlite"][4] == pages["sqlite"][2]
+
+
+async def test_every_tab_panel_and_the_dashboard_work_on_postgresql(pg: AsyncClient) -> None:
+    from toolkit.widgets import Browser, Dashboard
+
+    browser = Browser(pg)
+    await browser.settled()
+    for name, view in browser.views.items():
+        assert len(view.frame) > 0 and view.message.value == "", (name, view.message.value)
+        view.rows.value = 0
+        await browser.settled()
+        assert browser.panel is not None and browser.panel.status.value == "", (
+            name,
+            browser.panel.status.value,
+        )
+    browser.close()
+    dashboard = Dashboard(pg)
+    await dashboard.settled()
+    assert dashboard.refreshes == 1 and "<table" in dashboard.recent.value
+    dashboard.close()

@@ -33,6 +33,10 @@ async def _calibration(api: AsyncClient) -> Backend:
     return await api._connections.require_calibration()
 
 
+def _sqlite_nulls(db: Backend) -> bool:
+    return db.catalog.dialect.name != "sqlite"
+
+
 def _with_filters(
     q: TableQuery,
     values: Mapping[str, Any],
@@ -63,12 +67,19 @@ def _images(db: Backend, values: Mapping[str, Any]) -> TableQuery:
         key="i.id",
         sort="i.created_at",
         count_source="images AS i",
+        explicit_nulls=_sqlite_nulls(db),
     )
     return _with_filters(q, values, search="i.path", choices={"type": "i.type"}, time="i.created_at")
 
 
 def _ms(db: Backend, values: Mapping[str, Any]) -> TableQuery:
-    q = TableQuery(ms_domain.ms_select(db.catalog), "ms_index AS m", key="m.path", sort="m.mid_mjd")
+    q = TableQuery(
+        ms_domain.ms_select(db.catalog),
+        "ms_index AS m",
+        key="m.path",
+        sort="m.mid_mjd",
+        explicit_nulls=_sqlite_nulls(db),
+    )
     return _with_filters(
         q,
         values,
@@ -81,7 +92,7 @@ def _ms(db: Backend, values: Mapping[str, Any]) -> TableQuery:
 
 def _jobs(db: Backend, values: Mapping[str, Any]) -> TableQuery:
     columns, source, _ = jobs_domain.job_select(db.catalog)
-    q = TableQuery(columns, source, key="j.id", sort="j.created_at")
+    q = TableQuery(columns, source, key="j.id", sort="j.created_at", explicit_nulls=_sqlite_nulls(db))
     return _with_filters(q, values, search="j.ms_path", choices={"status": "j.status"}, time="j.created_at")
 
 
@@ -100,7 +111,11 @@ def _sources(db: Backend, values: Mapping[str, Any]) -> TableQuery:
 
 def _cal(db: Backend, values: Mapping[str, Any]) -> TableQuery:
     q = TableQuery(
-        select_columns(db.catalog, "caltables", "c"), "caltables AS c", key="c.id", sort="c.valid_start_mjd"
+        select_columns(db.catalog, "caltables", "c"),
+        "caltables AS c",
+        key="c.id",
+        sort="c.valid_start_mjd",
+        explicit_nulls=_sqlite_nulls(db),
     )
     return _with_filters(
         q,

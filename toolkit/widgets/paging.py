@@ -42,6 +42,9 @@ class TableQuery:
     group_by: str = ""
     count_source: str = ""  # a cheaper FROM for counting (no joins that only add columns); default: source
     not_null: frozenset[str] = frozenset()  # sort columns that are never NULL (their order can use an index)
+    # Spell out SQLite's NULL order (NULLs below every value) for databases that sort NULLs the other way
+    # (PostgreSQL puts them last ascending); SQLite itself gets the plain order its indexes serve.
+    explicit_nulls: bool = False
 
     def filtered(self, clause: str, *params: Any) -> TableQuery:
         return replace(self, where=(*self.where, clause), params=(*self.params, *params))
@@ -59,7 +62,8 @@ class TableQuery:
         if self.sort == self.key:
             return f"{self.key} {direction}"
         # A plain ``sort, key`` order lets SQLite walk an index on the sort column instead of sorting.
-        return f"{self.sort} {direction}, {self.key} {direction}"
+        nulls = (" NULLS LAST" if direction == "DESC" else " NULLS FIRST") if self.explicit_nulls else ""
+        return f"{self.sort} {direction}{nulls}, {self.key} {direction}"
 
     def _after(self, cursor: Cursor, reverse: bool) -> tuple[str, list[Any]]:
         """Rows strictly after ``cursor`` in the page order (strictly before it, with ``reverse``).
@@ -112,7 +116,7 @@ class TableQuery:
         where = f" WHERE {' AND '.join(f'({w})' for w in self.where)}" if self.where else ""
         group = f" GROUP BY {self.group_by}" if self.group_by else ""
         source = self.count_source or self.source
-        return f"SELECT COUNT(*) FROM (SELECT 1 FROM {source}{where}{group} LIMIT ?)", [*self.params, cap + 1]
+        return f"SELECT COUNT(*) FROM (SELECT 1 FROM {source}{where}{group} LIMIT ?) AS counted", [*self.params, cap + 1]
 
     def _select(
         self, where: list[str], params: list[Any], order: str, size: int, columns: Sequence[str] | None = None
