@@ -229,3 +229,78 @@ async def test_every_tab_panel_and_the_dashboard_work_on_postgresql(pg: AsyncCli
     await dashboard.settled()
     assert dashboard.refreshes == 1 and "<table" in dashboard.recent.value
     dashboard.close()
+
+
+@pytest.fixture
+async def timestamp_site(postgres_site: PostgresSite, empty_database: str) -> PostgresSite:
+    """The demo site in PostgreSQL with its times stored as timestamptz (a site with its own schema)."""
+    from toolkit.schema import NEWER
+
+    await migrate(postgres_site.products_db, empty_database)
+    conn = await asyncpg.connect(empty_database)
+    try:
+        for table, columns in NEWER.items():
+            for column, kind in columns:
+                if kind == "time" and await conn.fetchval(
+                    "SELECT 1 FROM information_schema.columns WHERE table_name = $1 AND column_name = $2",
+                    table,
+                    column,
+                ):
+                    await conn.execute(
+                        f'ALTER TABLE "{table}" ALTER COLUMN "{column}" TYPE timestamptz USING to_timestamp("{column}")'
+                    )
+    finally:
+        await conn.close()
+    return PostgresSite(**{**postgres_site.__dict__, "url": empty_database})
+
+
+async def test_a_schema_with_timestamps_reads_and_filters_like_unix_seconds(
+    timestamp_site: PostgresSite, site: DemoSite
+) -> None:
+    async with (
+        AsyncClient(**timestamp_site.settings_kwargs()) as stamped,
+        AsyncClient(**site.settings_kwargs()) as lite,
+    ):
+        for call in (
+            lambda c: c.images.list(since="2026-11-30T00:00", until="2026-11-30T06:00"),
+            lambda c: c.jobs.list(since="2026-11-30"),
+            lambda c: c.qa.images(since="2026-11-30T00:00"),
+            lambda c: c.sources.lightcurve(site.transient_source),
+        ):
+            ours, theirs = await call(stamped), await call(lite)
+            assert len(ours) > 0
+            times = [c for c in ours.columns if str(ours[c].dtype) == "datetime64[us, UTC]"]
+            assert times and [str(theirs[c].dtype) for c in times] == ["datetime64[us, UTC]"] * len(times)
+            for column in times:  # PostgreSQL's to_timestamp() rounded a few stored seconds the other way
+                assert ((ours[column] - theirs[column]).abs().dropna() <= pd.Timedelta(microseconds=1)).all()
+                assert ours[column].isna().equals(theirs[column].isna())
+            # Durations are differences of those times: equal to within the same microsecond.
+            pd.testing.assert_frame_equal(
+                ours.drop(columns=times), theirs.drop(columns=times), check_exact=False, rtol=1e-12, atol=2e-6
+            )
+        one, other = (await stamped.images.get(1)).created_at, (await lite.images.get(1)).created_at
+        assert one is not None and other is not None and abs((one - other).total_seconds()) <= 1e-6
+
+
+async def test_browser_pages_through_timestamp_columns(timestamp_site: PostgresSite, site: DemoSite) -> None:
+    from toolkit.widgets import Browser
+
+    pages = {}
+    async with (
+        AsyncClient(**timestamp_site.settings_kwargs()) as stamped,
+        AsyncClient(**site.settings_kwargs()) as lite,
+    ):
+        for name, client in (("stamped", stamped), ("sqlite", lite)):
+            browser = Browser(client)
+            await browser.settled()
+            view = browser.views["images"]
+            view.since.value = "2026-11-29T12:00"
+            await browser.settled()
+            ids = [list(view.frame["id"])]
+            view.next_page()
+            await browser.settled()
+            ids.append(list(view.frame["id"]))
+            assert view.message.value == "", view.message.value
+            pages[name] = ids
+            browser.close()
+    assert pages["stamped"] == pages["sqlite"] and pages["sqlite"][1]

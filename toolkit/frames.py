@@ -9,6 +9,7 @@ worker thread shaping a million rows does not stall the event loop.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -130,6 +131,8 @@ def _array_from_values(values: Sequence[Any], kind: Kind | None) -> Any:
     if kind == "real":
         return np.array(values, dtype="float64")  # None -> NaN; a string raises
     if kind == "time":
+        if any(isinstance(v, datetime) for v in values):  # a database that stores timestamps, not seconds
+            return pd.to_datetime(list(values), utc=True).astype(_TIME).array
         return seconds_to_time(np.array(values, dtype="float64")).array
     if kind == "int":
         return pd.array(values, dtype=_INT64)  # a string or a fraction raises

@@ -58,6 +58,13 @@ class Catalog:
 
     tables: Mapping[str, frozenset[str]]
     dialect: Dialect = SQLITE
+    # (table, column) pairs stored as timestamps rather than the pipeline's unix seconds (a PostgreSQL site
+    # with its own schema): filters bind unix seconds through to_timestamp() there.
+    timestamps: frozenset[tuple[str, str]] = frozenset()
+
+    def time_placeholder(self, table: str, column: str) -> str:
+        """The placeholder for a unix-seconds value compared with ``table.column``."""
+        return "to_timestamp(?)" if (table, column) in self.timestamps else "?"
 
     def has_table(self, table: str) -> bool:
         return table in self.tables

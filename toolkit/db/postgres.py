@@ -144,12 +144,16 @@ class PostgresBackend:
             raise DatabaseConnectionError(f"{where}: {exc}") from None
         backend = cls(url, pool, label=label, origin=origin, query_timeout=query_timeout)
         rows = await backend.fetch_rows(
-            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = current_schema()"
+            "SELECT table_name, column_name, data_type FROM information_schema.columns "
+            "WHERE table_schema = current_schema()"
         )
         tables: dict[str, set[str]] = {}
-        for table, column in rows:
+        stamps = set()
+        for table, column, data_type in rows:
             tables.setdefault(str(table), set()).add(str(column))
-        backend.catalog = Catalog({t: frozenset(c) for t, c in tables.items()}, POSTGRESQL)
+            if str(data_type).startswith("timestamp"):
+                stamps.add((str(table), str(column)))
+        backend.catalog = Catalog({t: frozenset(c) for t, c in tables.items()}, POSTGRESQL, frozenset(stamps))
         missing = [t for t in required_tables if not backend.catalog.has_table(t)]
         if missing:
             await backend.aclose()

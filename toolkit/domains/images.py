@@ -67,7 +67,7 @@ def list_select(
     q.filter_in("i.type", check_choices(type, "type"))
     if ms_path is not None:
         q.filter("i.ms_path = ?", check_text(ms_path, "ms_path"))
-    q.filter_range("i.created_at", start, end)
+    q.filter_range("i.created_at", start, end, catalog.time_placeholder("images", "created_at"))
     q.order_by = "i.created_at DESC, i.id DESC"
     q.limit, q.offset = limit, offset
     return q

@@ -67,7 +67,7 @@ def list_query(
     columns, source, _ = job_select(catalog)
     q = Select(columns, source)
     q.filter_in("j.status", check_choices(status, "status"))
-    q.filter_range("j.created_at", start, end)
+    q.filter_range("j.created_at", start, end, catalog.time_placeholder("jobs", "created_at"))
     q.order_by = "j.created_at DESC, j.id DESC"
     q.limit, q.offset = limit, offset
     return q.build()

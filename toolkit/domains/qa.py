@@ -274,7 +274,7 @@ class QA:
         db = await self._connections.products()
         q = image_metrics_select(db.catalog)
         q.filter_in("i.type", check_choices(type, "type"))
-        q.filter_range("i.created_at", start, end)
+        q.filter_range("i.created_at", start, end, db.catalog.time_placeholder("images", "created_at"))
         q.limit = limit
         frame = await fetch_listing(
             db,
@@ -330,7 +330,7 @@ class QA:
         db = await self._connections.products()
         q = ms_metrics_select(db.catalog)
         q.filter_in("m.stage", check_choices(stage, "stage"))
-        q.filter_range("m.mid_mjd", *(_mjd(v) for v in (start, end)))
+        q.filter_range("m.mid_mjd", _mjd(start), _mjd(end))
         q.limit = limit
         frame = await fetch_listing(
             db,

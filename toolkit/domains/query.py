@@ -63,11 +63,11 @@ class Select:
             self.filter(f"{column} IN ({marks})", *values)
         return self
 
-    def filter_range(self, column: str, low: Any, high: Any) -> Select:
+    def filter_range(self, column: str, low: Any, high: Any, placeholder: str = "?") -> Select:
         if low is not None:
-            self.filter(f"{column} >= ?", low)
+            self.filter(f"{column} >= {placeholder}", low)
         if high is not None:
-            self.filter(f"{column} <= ?", high)
+            self.filter(f"{column} <= {placeholder}", high)
         return self
 
     def build(self) -> tuple[str, list[Any]]:

@@ -45,6 +45,7 @@ def _with_filters(
     choices: Mapping[str, str],
     time: str | None,
     mjd: bool = False,
+    placeholder: str = "?",
 ) -> TableQuery:
     for name, column in choices.items():
         if values.get(name):
@@ -54,9 +55,9 @@ def _with_filters(
     if time is not None:
         convert = to_mjd if mjd else to_unix
         if values.get("since"):
-            q = q.filtered(f"{time} >= ?", convert(values["since"], "since"))
+            q = q.filtered(f"{time} >= {placeholder}", convert(values["since"], "since"))
         if values.get("until"):
-            q = q.filtered(f"{time} <= ?", convert(values["until"], "until"))
+            q = q.filtered(f"{time} <= {placeholder}", convert(values["until"], "until"))
     return q
 
 
@@ -69,7 +70,10 @@ def _images(db: Backend, values: Mapping[str, Any]) -> TableQuery:
         count_source="images AS i",
         explicit_nulls=_sqlite_nulls(db),
     )
-    return _with_filters(q, values, search="i.path", choices={"type": "i.type"}, time="i.created_at")
+    stamp = db.catalog.time_placeholder("images", "created_at")
+    return _with_filters(
+        q, values, search="i.path", choices={"type": "i.type"}, time="i.created_at", placeholder=stamp
+    )
 
 
 def _ms(db: Backend, values: Mapping[str, Any]) -> TableQuery:
@@ -93,7 +97,10 @@ def _ms(db: Backend, values: Mapping[str, Any]) -> TableQuery:
 def _jobs(db: Backend, values: Mapping[str, Any]) -> TableQuery:
     columns, source, _ = jobs_domain.job_select(db.catalog)
     q = TableQuery(columns, source, key="j.id", sort="j.created_at", explicit_nulls=_sqlite_nulls(db))
-    return _with_filters(q, values, search="j.ms_path", choices={"status": "j.status"}, time="j.created_at")
+    stamp = db.catalog.time_placeholder("jobs", "created_at")
+    return _with_filters(
+        q, values, search="j.ms_path", choices={"status": "j.status"}, time="j.created_at", placeholder=stamp
+    )
 
 
 def _sources(db: Backend, values: Mapping[str, Any]) -> TableQuery:

@@ -116,7 +116,10 @@ class TableQuery:
         where = f" WHERE {' AND '.join(f'({w})' for w in self.where)}" if self.where else ""
         group = f" GROUP BY {self.group_by}" if self.group_by else ""
         source = self.count_source or self.source
-        return f"SELECT COUNT(*) FROM (SELECT 1 FROM {source}{where}{group} LIMIT ?) AS counted", [*self.params, cap + 1]
+        return f"SELECT COUNT(*) FROM (SELECT 1 FROM {source}{where}{group} LIMIT ?) AS counted", [
+            *self.params,
+            cap + 1,
+        ]
 
     def _select(
         self, where: list[str], params: list[Any], order: str, size: int, columns: Sequence[str] | None = None
