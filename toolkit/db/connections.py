@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from ..cache import ResultCache
 from ..errors import ClientClosedError, ConfigurationError
@@ -81,18 +82,12 @@ class Connections:
 
     async def _open(self, path: Path | str, label: str, setting: str, required_table: str) -> Backend:
         s = self.settings
-        if isinstance(path, str):
+        kind: Any = SQLiteBackend
+        if isinstance(path, str):  # a postgresql:// URL (settings keep only those as text)
             from .postgres import PostgresBackend
 
-            return await PostgresBackend.open(
-                path,
-                label=label,
-                origin=s.origin(setting),
-                query_timeout=s.query_timeout,
-                pool_size=s.pool_size,
-                required_tables=(required_table,),
-            )
-        return await SQLiteBackend.open(
+            kind = PostgresBackend
+        backend: Backend = await kind.open(
             path,
             label=label,
             origin=s.origin(setting),
@@ -100,6 +95,7 @@ class Connections:
             pool_size=s.pool_size,
             required_tables=(required_table,),
         )
+        return backend
 
     async def require_calibration(self) -> Backend:
         backend = await self.calibration()
