@@ -44,7 +44,9 @@ async def _pipeline_images_n_plus_1(uri: str) -> pd.DataFrame:
 async def run(site: DemoSite) -> bool:
     uri = read_only_uri(site.products_db)
     results: list[Result] = []
-    async with AsyncClient(**site.settings_kwargs()) as client:
+    async with AsyncClient(
+        **site.settings_kwargs(), cache_bytes=0
+    ) as client:  # measure queries, not the cache
         db = await client._connections.products()
         sql, _ = measurements_query(db, source_ids=None, start_mjd=None, end_mjd=None, columns=None)
 

@@ -96,6 +96,18 @@ def test_grouped_pages_filter_before_grouping() -> None:
     sql, params = q.page(3, after=Cursor("S2", "S2"))
     assert sql.index("WHERE") < sql.index("GROUP BY")
     assert [r[0] for r in conn.execute(sql, params)] == ["S3", "S4", "S5"]
+    # Jumping by number walks the group keys one index seek at a time, in either direction.
+    for descending in (False, True):
+        walk = TableQuery(
+            ["p.source_id", "p.source_id"], "p", key="p.source_id", sort="p.source_id", descending=descending,
+            group_by="p.source_id", where=("p.source_id <> 'S4'",),
+        )  # fmt: skip
+        keys = sorted({f"S{i % 7}" for i in range(50)} - {"S4"}, reverse=descending)
+        for offset, key in enumerate(keys):
+            assert conn.execute(*walk.cursor_at(offset)).fetchone() == (key, key)
+        assert conn.execute(*walk.cursor_at(len(keys))).fetchone() is None
+        assert conn.execute(*walk.count(cap=3)).fetchone()[0] == 4  # cap + 1: "3+"
+        assert conn.execute(*walk.count()).fetchone()[0] == len(keys)
 
 
 def test_page_state_labels_and_checks() -> None:

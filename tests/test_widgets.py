@@ -71,6 +71,13 @@ async def test_browser_pages_filters_and_sorts(newer_client: AsyncClient, site: 
     assert images.frame.empty and "no rows match" in images.message.value
     for name in ("ms", "sources", "jobs", "cal"):
         assert len(browser.views[name].frame) > 0, name
+    sources = browser.views["sources"]
+    sources.goto(1)
+    await browser.settled()
+    every = [
+        r[0] for r in rows(site.products_db, "SELECT DISTINCT source_id FROM photometry ORDER BY source_id")
+    ]
+    assert list(sources.frame["source_id"]) == every[50:100] and sources.state.number == 1
     browser.close()
     assert browser.runner.running == 0
 

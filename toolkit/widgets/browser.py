@@ -197,6 +197,7 @@ SPECS: dict[str, TableSpec] = {
         search_label="id contains",
         dates=False,
         label_column="source_id",
+        descending=False,
     ),
     "jobs": TableSpec(
         "Jobs",

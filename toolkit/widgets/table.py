@@ -46,6 +46,7 @@ class TableSpec:
     dates: bool = True
     post: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     label_column: str = "path"
+    descending: bool = True  # the first order shown (newest first for most tabs)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -107,7 +108,9 @@ class TableView(w.VBox):  # type: ignore[misc]
             layout=w.Layout(width="220px"),
         )
         self.sort = w.Dropdown(description="sort by", options=list(spec.sorts))
-        self.descending = w.ToggleButton(value=True, description="descending", icon="sort-amount-desc")
+        self.descending = w.ToggleButton(
+            value=spec.descending, description="descending", icon="sort-amount-desc"
+        )
         self.page_size = w.Dropdown(
             description="rows",
             options=list(PAGE_SIZES),
