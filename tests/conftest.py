@@ -55,13 +55,14 @@ ENV_TEST_POSTGRES = "CONTIMG_TEST_POSTGRES"  # an admin URL of a PostgreSQL serv
 _MIGRATED_FROM: dict[str, Path] = {}
 
 
-def source_db(client: AsyncClient) -> Path:
-    """The SQLite file a client's products data comes from (for a migrated PostgreSQL site: its source)."""
-    products = client.settings.products_db
-    if isinstance(products, str):
-        return _MIGRATED_FROM[products]
-    assert products is not None
-    return products
+def source_db(client: AsyncClient, setting: str = "products_db") -> Path:
+    """The SQLite file a client's data comes from (for a site migrated to PostgreSQL: the source it was
+    copied from), for ``products_db``, ``cal_registry_db`` or ``queue_db``."""
+    value = getattr(client.settings, setting)
+    if isinstance(value, str):
+        return _MIGRATED_FROM[value]
+    assert value is not None
+    return Path(value)
 
 
 @dataclass(frozen=True)
@@ -73,9 +74,16 @@ class PostgresSite(DemoSite):
     """
 
     url: str = ""
+    cal_url: str = ""
+    queue_url: str = ""
 
     def settings_kwargs(self) -> dict[str, Any]:
-        return {**super().settings_kwargs(), "products_db": self.url}
+        return {
+            **super().settings_kwargs(),
+            "products_db": self.url,
+            "cal_registry_db": self.cal_url,
+            "queue_db": self.queue_url,
+        }
 
 
 @pytest.fixture(scope="session")
@@ -94,26 +102,39 @@ def postgres_site(sites: dict[str, DemoSite]) -> Iterator[PostgresSite]:
 
     name = f"contimg_test_{secrets.token_hex(4)}"
     base = admin.rsplit("/", 1)[0]
+    newer = sites["newer"]
+    # Each of the site's three databases goes into its own PostgreSQL database, as a site that moved would.
+    sources = {name: newer.products_db, f"{name}_cal": newer.cal_registry_db, f"{name}_queue": newer.queue_db}
 
     async def create() -> None:
         conn = await asyncpg.connect(admin)
         try:
-            await conn.execute(f'CREATE DATABASE "{name}"')
+            for db in sources:
+                await conn.execute(f'CREATE DATABASE "{db}"')
         finally:
             await conn.close()
-        await migrate(sites["newer"].products_db, f"{base}/{name}")
+        for db, source in sources.items():
+            assert source is not None
+            await migrate(source, f"{base}/{db}")
 
     async def drop() -> None:
         conn = await asyncpg.connect(admin)
         try:
-            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            for db in sources:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
         finally:
             await conn.close()
 
     asyncio.run(create())
-    newer = sites["newer"]
-    _MIGRATED_FROM[f"{base}/{name}"] = newer.products_db
-    yield PostgresSite(**{f.name: getattr(newer, f.name) for f in fields(DemoSite)}, url=f"{base}/{name}")
+    for db, source in sources.items():
+        assert source is not None
+        _MIGRATED_FROM[f"{base}/{db}"] = source
+    yield PostgresSite(
+        **{f.name: getattr(newer, f.name) for f in fields(DemoSite)},
+        url=f"{base}/{name}",
+        cal_url=f"{base}/{name}_cal",
+        queue_url=f"{base}/{name}_queue",
+    )
     asyncio.run(drop())
 
 

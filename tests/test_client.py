@@ -341,7 +341,7 @@ async def test_job_found_by_derived_run_id_when_stored_id_is_missing(tmp_path: A
 
 # ---------------------------------------------------------------------------------------------- cal tables
 async def test_cal_list_filters_and_get(client: AsyncClient) -> None:
-    registry = client.settings.cal_registry_db
+    registry = source_db(client, "cal_registry_db")
     everything = await client.cal.list()
     assert len(everything) == scalar(registry, "SELECT COUNT(*) FROM caltables")
     active = await client.cal.list(status="active")
@@ -387,7 +387,9 @@ async def test_stats_match_the_database(client: AsyncClient) -> None:
     assert stats.unique_sources == scalar(db, "SELECT COUNT(DISTINCT source_id) FROM photometry")
     assert stats.jobs_total == len(await client.jobs.list())
     assert stats.jobs_by_status == (await client.jobs.list())["status"].value_counts().to_dict()
-    assert stats.cal_tables_total == scalar(client.settings.cal_registry_db, "SELECT COUNT(*) FROM caltables")
+    assert stats.cal_tables_total == scalar(
+        source_db(client, "cal_registry_db"), "SELECT COUNT(*) FROM caltables"
+    )
     assert len(stats.recent_images) == 10
     assert stats.recent_images["id"].tolist() == (await client.images.list(limit=10))["id"].tolist()
     assert stats.to_dict()["recent_images"][0]["id"] == int(stats.recent_images["id"].iloc[0])

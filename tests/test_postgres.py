@@ -304,3 +304,24 @@ async def test_browser_pages_through_timestamp_columns(timestamp_site: PostgresS
             pages[name] = ids
             browser.close()
     assert pages["stamped"] == pages["sqlite"] and pages["sqlite"][1]
+
+
+async def test_registry_and_queue_on_postgresql_answer_as_on_sqlite(pg: AsyncClient, site: DemoSite) -> None:
+    async with AsyncClient(**site.settings_kwargs()) as lite:
+        pd.testing.assert_frame_equal(await pg.cal.list(), await lite.cal.list())
+        ms_path = str((await lite.ms.list(stage="imaged", limit=1))["path"].iloc[0])
+        assert [t.path for t in (await pg.ms.get(ms_path)).cal_tables] == [
+            t.path for t in (await lite.ms.get(ms_path)).cal_tables
+        ]
+        assert (await pg.queue.stats(as_of="2026-11-30T12:00")) == (
+            await lite.queue.stats(as_of="2026-11-30T12:00")
+        )
+        pd.testing.assert_frame_equal(await pg.queue.list(), await lite.queue.list())
+        group = (await lite.queue.list(state="collecting"))["group_id"].iloc[0]
+        assert (await pg.queue.get(group)) == (await lite.queue.get(group))
+        pd.testing.assert_frame_equal(
+            await pg.queue.stuck("1 day", as_of="2026-11-30T12:00"),
+            await lite.queue.stuck("1 day", as_of="2026-11-30T12:00"),
+        )
+        status = (await pg.services.status()).set_index("name")
+        assert set(status.loc[["products_db", "cal_registry_db", "queue_db"], "status"]) == {"running"}

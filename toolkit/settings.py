@@ -51,11 +51,11 @@ class Settings:
     """
 
     products_db: Path | str | None = None  # a SQLite file, or a postgresql:// URL
-    cal_registry_db: Path | None = None
+    cal_registry_db: Path | str | None = None  # a SQLite file, or a postgresql:// URL
     log_dirs: tuple[Path, ...] = ()
     query_timeout: float = DEFAULT_QUERY_TIMEOUT
     pool_size: int = DEFAULT_POOL_SIZE
-    queue_db: Path | None = None
+    queue_db: Path | str | None = None  # a SQLite file, or a postgresql:// URL
     cache_bytes: int = DEFAULT_CACHE_BYTES  # 0 turns the result cache off
     cache_ttl: float = DEFAULT_CACHE_TTL
     services: tuple[Endpoint, ...] = ()
@@ -193,11 +193,11 @@ _VARIABLES: dict[str, str] = {
 
 _CONVERTERS: dict[str, Any] = {
     "products_db": _database,
-    "cal_registry_db": _path,
+    "cal_registry_db": _database,
     "log_dirs": _paths,
     "query_timeout": float,
     "pool_size": int,
-    "queue_db": _path,
+    "queue_db": _database,
     "cache_bytes": int,
     "cache_ttl": float,
     "services": _services,

@@ -148,7 +148,7 @@ class Queue:
             "SELECT 'state', state, COUNT(*), SUM(retry_count) FROM ingest_queue GROUP BY state UNION ALL "
             "SELECT 'stage', processing_stage, COUNT(*), NULL FROM ingest_queue GROUP BY processing_stage "
             "UNION ALL SELECT 'oldest', group_id, received_at, NULL FROM "
-            "(SELECT group_id, received_at FROM ingest_queue WHERE state = 'pending' ORDER BY received_at LIMIT 1)"
+            "(SELECT group_id, received_at FROM ingest_queue WHERE state = 'pending' ORDER BY received_at LIMIT 1) AS oldest"
         )
         by_state: dict[str, int] = {}
         by_stage: dict[str, int] = {}
