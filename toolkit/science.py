@@ -233,8 +233,7 @@ def two_epoch(
     err: str = "flux_err_jy",
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(candidate sources, candidate pairs): the pairs with |Vs| > vs and |m| > m, a the earlier epoch."""
-    _check_positive(vs, "vs")
-    _check_positive(m, "m")
+    check_two_epoch_thresholds(vs, m)
     d = _sorted(frame, source, flux, err)
     found: list[pd.DataFrame] = []
     for codes, fluxes, errors, mjds in _pair_blocks(d):
@@ -435,6 +434,11 @@ def to_astropy(frame: pd.DataFrame) -> Table:
     if {"ra_deg", "dec_deg"} <= set(frame.columns):
         table["coord"] = to_skycoord(frame)
     return table
+
+
+def check_two_epoch_thresholds(vs: float, m: float) -> None:
+    _check_positive(vs, "vs")
+    _check_positive(m, "m")
 
 
 def _check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:

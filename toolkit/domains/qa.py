@@ -7,6 +7,7 @@ worker thread (the ``post`` hook), so neither the query nor the grading runs on 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -453,15 +454,19 @@ class QA:
         failed = jobs[jobs["status"].eq("failed").fillna(False)].head(MAX_FAILED_JOBS_WITH_LOGS)
         errors = await asyncio.gather(*(self._first_error(str(r)) for r in failed["run_id"].dropna()))
         tick(4)
-        return QAReport.build(
-            images=images,
-            ms=ms,
-            jobs=jobs,
-            first_errors=dict(zip(failed["run_id"].dropna().astype(str), errors, strict=True)),
-            since=since,
-            until=until,
-            rules=resolved,
-            as_of=now,
+        # Building the report tables is pandas work over the whole range: off the event loop.
+        return await asyncio.to_thread(
+            functools.partial(
+                QAReport.build,
+                images=images,
+                ms=ms,
+                jobs=jobs,
+                first_errors=dict(zip(failed["run_id"].dropna().astype(str), errors, strict=True)),
+                since=since,
+                until=until,
+                rules=resolved,
+                as_of=now,
+            )
         )
 
     async def _first_error(self, run_id: str) -> str | None:

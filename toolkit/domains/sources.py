@@ -270,9 +270,7 @@ class Sources:
         """(candidate sources, candidate pairs): epoch pairs with |Vs| > ``vs`` and |m| > ``m`` (the field's
         usual 4.3 and 0.26)."""
         flux, err = science.flux_and_error(flux)
-        science.two_epoch(
-            pd.DataFrame(columns=["source_id", "mjd", flux, err]), vs=vs, m=m
-        )  # check arguments first
+        science.check_two_epoch_thresholds(vs, m)  # before reading a million rows
         found: dict[str, pd.DataFrame] = {}
 
         def compute(frame: pd.DataFrame) -> pd.DataFrame:

@@ -266,6 +266,7 @@ class JobPanel(Panel):
 
     def load(self) -> None:
         self.lines: list[str] = []
+        self._render_pending = False
         self._follow_task: asyncio.Task[None] | None = None
         self.tail_n = w.BoundedIntText(
             value=200, min=10, max=LOG_BUFFER_LINES, description="tail", layout=w.Layout(width="160px")
@@ -337,6 +338,14 @@ class JobPanel(Panel):
     def _append(self, line: str) -> None:
         self.lines.append(line)
         del self.lines[:-LOG_BUFFER_LINES]
+        # A burst of lines arrives as one callback each: render once after the burst, not once per line
+        # (each render rebuilds up to 1,000 lines of HTML).
+        if not self._render_pending:
+            self._render_pending = True
+            asyncio.get_running_loop().call_soon(self._render_after_burst)
+
+    def _render_after_burst(self) -> None:
+        self._render_pending = False
         self.render_log()
 
     def _toggle_follow(self, change: Mapping[str, Any]) -> None:
