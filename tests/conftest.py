@@ -6,6 +6,7 @@ import hashlib
 import os
 import secrets
 import shutil
+import urllib.parse
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime
@@ -76,6 +77,7 @@ class PostgresSite(DemoSite):
     url: str = ""
     cal_url: str = ""
     queue_url: str = ""
+    admin_url: str = ""  # the products database as the server's superuser (for tests that write)
 
     def settings_kwargs(self) -> dict[str, Any]:
         return {
@@ -102,6 +104,10 @@ def postgres_site(sites: dict[str, DemoSite]) -> Iterator[PostgresSite]:
 
     name = f"contimg_test_{secrets.token_hex(4)}"
     base = admin.rsplit("/", 1)[0]
+    # The client connects as a read-only role, as the README tells sites to (a superuser is refused).
+    reader, reader_password = f"{name}_reader", secrets.token_hex(12)
+    parts = urllib.parse.urlsplit(base)
+    reader_base = f"{parts.scheme}://{reader}:{reader_password}@{parts.hostname}:{parts.port}"
     newer = sites["newer"]
     # Each of the site's three databases goes into its own PostgreSQL database, as a site that moved would.
     sources = {name: newer.products_db, f"{name}_cal": newer.cal_registry_db, f"{name}_queue": newer.queue_db}
@@ -111,6 +117,8 @@ def postgres_site(sites: dict[str, DemoSite]) -> Iterator[PostgresSite]:
         try:
             for db in sources:
                 await conn.execute(f'CREATE DATABASE "{db}"')
+            await conn.execute(f"CREATE ROLE \"{reader}\" LOGIN PASSWORD '{reader_password}'")
+            await conn.execute(f'GRANT pg_read_all_data TO "{reader}"')
         finally:
             await conn.close()
         for db, source in sources.items():
@@ -122,18 +130,20 @@ def postgres_site(sites: dict[str, DemoSite]) -> Iterator[PostgresSite]:
         try:
             for db in sources:
                 await conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+            await conn.execute(f'DROP ROLE IF EXISTS "{reader}"')
         finally:
             await conn.close()
 
     asyncio.run(create())
     for db, source in sources.items():
         assert source is not None
-        _MIGRATED_FROM[f"{base}/{db}"] = source
+        _MIGRATED_FROM[f"{reader_base}/{db}"] = source
     yield PostgresSite(
         **{f.name: getattr(newer, f.name) for f in fields(DemoSite)},
-        url=f"{base}/{name}",
-        cal_url=f"{base}/{name}_cal",
-        queue_url=f"{base}/{name}_queue",
+        url=f"{reader_base}/{name}",
+        cal_url=f"{reader_base}/{name}_cal",
+        queue_url=f"{reader_base}/{name}_queue",
+        admin_url=f"{base}/{name}",
     )
     asyncio.run(drop())
 

@@ -86,7 +86,7 @@ async def test_cache_sees_writes_made_on_the_server(postgres_site: PostgresSite)
     async with AsyncClient(**postgres_site.settings_kwargs()) as client:
         before = await client.images.list(type="pbcor")
         assert (await client.images.list(type="pbcor")).equals(before) and client.cache.stats().hits == 1
-        writer = await asyncpg.connect(postgres_site.url)
+        writer = await asyncpg.connect(postgres_site.admin_url)
         try:
             await writer.execute(
                 "INSERT INTO images (id, path, type, created_at) VALUES (999001, '/new.fits', 'pbcor', 4102444800)"
@@ -251,7 +251,9 @@ async def timestamp_site(postgres_site: PostgresSite, empty_database: str) -> Po
                     )
     finally:
         await conn.close()
-    return PostgresSite(**{**postgres_site.__dict__, "url": empty_database})
+    # Read through the suite's read-only role, which may read every database on the server.
+    reader_url = f"{postgres_site.url.rsplit('/', 1)[0]}/{empty_database.rsplit('/', 1)[1]}"
+    return PostgresSite(**{**postgres_site.__dict__, "url": reader_url})
 
 
 async def test_a_schema_with_timestamps_reads_and_filters_like_unix_seconds(

@@ -14,6 +14,11 @@ from .errors import ValidationError
 MJD_UNIX_EPOCH = 40587.0
 SECONDS_PER_DAY = 86400.0
 TimeLike = datetime | date | str | pd.Timestamp
+# Integers the databases store (SQLite and PostgreSQL bigint): anything larger cannot name a row.
+MAX_INT64 = 2**63 - 1
+# Dates are pandas nanosecond timestamps: this is the range they can hold.
+EARLIEST = pd.Timestamp.min.ceil("s").tz_localize("UTC")
+LATEST = pd.Timestamp.max.floor("s").tz_localize("UTC")
 
 
 def to_utc_timestamp(value: TimeLike, name: str) -> pd.Timestamp:
@@ -23,15 +28,25 @@ def to_utc_timestamp(value: TimeLike, name: str) -> pd.Timestamp:
             f"{name} must be a datetime, a date or an ISO-8601 string such as '2025-10-05T12:00', "
             f"not {type(value).__name__}"
         )
+    if isinstance(value, str) and len(value) > 64:
+        raise ValidationError(f"{name}: {value[:40]!r}... is too long to be a date/time")
     try:
         stamp = pd.Timestamp(value)
+        if pd.isna(stamp):
+            raise ValidationError(f"{name}: {value!r} is not a date/time")
+        stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
+        if not EARLIEST <= stamp <= LATEST:
+            raise OverflowError
+        return stamp.as_unit("ns")
+    except (OverflowError, pd.errors.OutOfBoundsDatetime) as exc:
+        raise ValidationError(
+            f"{name}: {value!r} is outside the supported range of dates, {EARLIEST:%Y-%m-%d} to "
+            f"{LATEST:%Y-%m-%d} (pandas' datetime range)"
+        ) from exc
     except (ValueError, TypeError) as exc:
         raise ValidationError(
             f"{name}: cannot read {value!r} as a date/time (use ISO-8601, e.g. '2025-10-05')"
         ) from exc
-    if pd.isna(stamp):
-        raise ValidationError(f"{name}: {value!r} is not a date/time")
-    return stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
 
 
 def as_of_time(value: TimeLike | None) -> pd.Timestamp:
@@ -58,12 +73,17 @@ def check_time_range(since: TimeLike | None, until: TimeLike | None) -> tuple[fl
     return start, end
 
 
+def check_count(value: Any, name: str, *, low: int = 0, high: int = MAX_INT64) -> int:
+    """A whole number in ``[low, high]`` (by default within what a 64-bit database integer holds)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValidationError(f"{name} must be a whole number from {low:,} to {high:,}, got {value!r}")
+    return value
+
+
 def check_limit(limit: int | None, offset: int) -> tuple[int | None, int]:
-    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
-        raise ValidationError(f"limit must be a whole number >= 0 or None, got {limit!r}")
-    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
-        raise ValidationError(f"offset must be a whole number >= 0, got {offset!r}")
-    return limit, offset
+    if limit is not None:
+        check_count(limit, "limit")
+    return limit, check_count(offset, "offset")
 
 
 def check_number(

@@ -8,8 +8,10 @@ from typing import Any
 
 import pandas as pd
 
-from .arguments import check_text
+from .arguments import check_count
 from .db.connections import Connections
+from .db.sqlite import DEFAULT_MAX_ROWS
+from .db.statements import check_read_statement
 from .domains.cal import CalTables
 from .domains.images import Images
 from .domains.jobs import Jobs
@@ -22,6 +24,7 @@ from .domains.queue import Queue
 from .domains.services import Services
 from .domains.sources import Sources
 from .domains.stats import stats as _stats
+from .errors import ValidationError
 from .records import Stats
 from .settings import Settings
 
@@ -95,14 +98,22 @@ class AsyncClient:
             self._connections, target, images=self.images, ms_area=self.ms, jobs=self.jobs, logs=self.logs
         )
 
-    async def sql(self, query: str, params: Sequence[Any] | None = None) -> pd.DataFrame:
+    async def sql(
+        self, query: str, params: Sequence[Any] | None = None, *, max_rows: int = DEFAULT_MAX_ROWS
+    ) -> pd.DataFrame:
         """Run one read-only SQL statement on the products database and return a DataFrame.
 
-        Writes are refused (``ReadOnlyError``); the query is interrupted at the query timeout. Columns named
-        like the pipeline's unix times (``*_at``, ``timestamp``) become UTC datetimes.
+        Only reads run: one ``SELECT``, ``WITH ... SELECT``, ``VALUES``, ``EXPLAIN`` or a reporting ``PRAGMA``
+        (SQLite). Writes and transaction control are refused (``ReadOnlyError``); the query is interrupted at
+        the query timeout; more than ``max_rows`` rows is a ``ValidationError`` (add a ``LIMIT``). Columns
+        named like the pipeline's unix times (``*_at``, ``timestamp``) become UTC datetimes.
         """
+        check_count(max_rows, "max_rows", low=1)
         db = await self._connections.products()
-        return await db.fetch_user_frame(check_text(query, "query"), list(params or ()))
+        statement = check_read_statement(query, db.catalog.dialect.name)
+        if params is not None and (isinstance(params, str | bytes) or not isinstance(params, Sequence)):
+            raise ValidationError(f"params must be a list or tuple of values, got {type(params).__name__}")
+        return await db.fetch_user_frame(statement, list(params or ()), max_rows)
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"

@@ -20,11 +20,18 @@ ENV_QUEUE_DB = "PIPELINE_QUEUE_DB"
 ENV_CACHE_BYTES = "CONTIMG_CACHE_BYTES"
 ENV_CACHE_TTL = "CONTIMG_CACHE_TTL"
 ENV_SERVICES = "CONTIMG_SERVICES"
+ENV_CONNECT_TIMEOUT = "CONTIMG_CONNECT_TIMEOUT"
+ENV_ALLOW_PRIVILEGED = "CONTIMG_ALLOW_PRIVILEGED"
 
 DEFAULT_QUERY_TIMEOUT = 30.0
 DEFAULT_POOL_SIZE = 4
 DEFAULT_CACHE_BYTES = 256 * 2**20
 DEFAULT_CACHE_TTL = 300.0
+DEFAULT_CONNECT_TIMEOUT = 10.0
+# Upper bounds that keep every number a caller can set finite and meaningful.
+MAX_SECONDS = 7 * 86400.0
+MAX_POOL_SIZE = 64
+MAX_CACHE_BYTES = 2**40
 
 
 @dataclass(frozen=True)
@@ -59,19 +66,32 @@ class Settings:
     cache_bytes: int = DEFAULT_CACHE_BYTES  # 0 turns the result cache off
     cache_ttl: float = DEFAULT_CACHE_TTL
     services: tuple[Endpoint, ...] = ()
+    connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
+    allow_privileged: bool = False  # PostgreSQL: connect even as a role that could write (warns once)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
-        if not (self.query_timeout > 0):
+        for name in ("query_timeout", "cache_ttl", "connect_timeout"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not (0 < value <= MAX_SECONDS)  # NaN and inf fail here too
+            ):
+                raise ValidationError(
+                    f"{name} must be a positive, finite number of seconds (at most {MAX_SECONDS:g}), "
+                    f"got {value!r}"
+                )
+        if isinstance(self.pool_size, bool) or not isinstance(self.pool_size, int):
+            raise ValidationError(f"pool_size must be a whole number, got {self.pool_size!r}")
+        if not 1 <= self.pool_size <= MAX_POOL_SIZE:
+            raise ValidationError(f"pool_size must be from 1 to {MAX_POOL_SIZE}, got {self.pool_size}")
+        if isinstance(self.cache_bytes, bool) or not isinstance(self.cache_bytes, int):
+            raise ValidationError(f"cache_bytes must be a whole number, got {self.cache_bytes!r}")
+        if not 0 <= self.cache_bytes <= MAX_CACHE_BYTES:
             raise ValidationError(
-                f"query_timeout must be a positive number of seconds, got {self.query_timeout}"
+                f"cache_bytes must be from 0 (the cache off) to {MAX_CACHE_BYTES:,}, got {self.cache_bytes}"
             )
-        if self.pool_size < 1:
-            raise ValidationError(f"pool_size must be at least 1, got {self.pool_size}")
-        if self.cache_bytes < 0:
-            raise ValidationError(f"cache_bytes must be >= 0 (0 turns the cache off), got {self.cache_bytes}")
-        if not (self.cache_ttl > 0):
-            raise ValidationError(f"cache_ttl must be a positive number of seconds, got {self.cache_ttl}")
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -166,6 +186,17 @@ def _services(value: str | Mapping[str, str] | tuple[Any, ...] | list[Any]) -> t
     return tuple(out)
 
 
+def _flag(value: str | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected 1/0, true/false, yes/no or on/off")
+
+
 def _reject_unknown(overrides: Mapping[str, Any]) -> None:
     unknown = set(overrides) - set(_VARIABLES)
     if unknown:
@@ -189,6 +220,8 @@ _VARIABLES: dict[str, str] = {
     "cache_bytes": ENV_CACHE_BYTES,
     "cache_ttl": ENV_CACHE_TTL,
     "services": ENV_SERVICES,
+    "connect_timeout": ENV_CONNECT_TIMEOUT,
+    "allow_privileged": ENV_ALLOW_PRIVILEGED,
 }
 
 _CONVERTERS: dict[str, Any] = {
@@ -201,4 +234,6 @@ _CONVERTERS: dict[str, Any] = {
     "cache_bytes": int,
     "cache_ttl": float,
     "services": _services,
+    "connect_timeout": float,
+    "allow_privileged": _flag,
 }

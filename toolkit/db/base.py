@@ -98,8 +98,9 @@ class Backend(Protocol):
         """A number that changes whenever the database changes (for the result cache)."""
         ...
 
-    async def fetch_user_frame(self, sql: str, params: Params) -> pd.DataFrame:
-        """User SQL: any read-only statement, interruptible at the timeout."""
+    async def fetch_user_frame(self, sql: str, params: Params, max_rows: int) -> pd.DataFrame:
+        """User SQL: one read-only statement, interruptible at the timeout; more than ``max_rows`` rows is a
+        ``ValidationError``."""
         ...
 
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:

@@ -82,19 +82,25 @@ class Connections:
 
     async def _open(self, path: Path | str, label: str, setting: str, required_table: str) -> Backend:
         s = self.settings
-        kind: Any = SQLiteBackend
+        common: dict[str, Any] = {
+            "label": label,
+            "origin": s.origin(setting),
+            "query_timeout": s.query_timeout,
+            "pool_size": s.pool_size,
+            "required_tables": (required_table,),
+            "connect_timeout": s.connect_timeout,
+        }
+        backend: Backend
         if isinstance(path, str):  # a postgresql:// URL (settings keep only those as text)
             from .postgres import PostgresBackend
 
-            kind = PostgresBackend
-        backend: Backend = await kind.open(
-            path,
-            label=label,
-            origin=s.origin(setting),
-            query_timeout=s.query_timeout,
-            pool_size=s.pool_size,
-            required_tables=(required_table,),
-        )
+            backend = await PostgresBackend.open(path, allow_privileged=s.allow_privileged, **common)
+        else:
+            backend = await SQLiteBackend.open(path, **common)
+        if self._closed:
+            # aclose() ran while this database was being opened: close it here, or its threads outlive us.
+            await backend.aclose()
+            self._check_open()
         return backend
 
     async def require_calibration(self) -> Backend:

@@ -22,6 +22,7 @@ import queue
 import re
 import threading
 import urllib.parse
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -33,16 +34,35 @@ import pandas as pd
 from .. import frames
 from ..errors import (
     ClientClosedError,
+    ConfigurationError,
     DatabaseConnectionError,
     DatabaseQueryError,
     QueryTimeoutError,
     ReadOnlyError,
+    ValidationError,
 )
 from ..schema import Kind
 from .base import POSTGRESQL, Catalog, Params, PostProcess
 from .sqlite import _brief, _user_frame
 
 _LIMIT_PARAM = re.compile(r"\bLIMIT \$(\d+)")
+_WARNED_PRIVILEGED: set[str] = set()
+# Superuser; any write privilege on a table of the current schema; or a role that runs programs, writes or
+# reads server files, or may end other sessions (the pipeline's).
+_PRIVILEGES_SQL = """
+SELECT
+  (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+  (SELECT string_agg(c.relname, ', ' ORDER BY c.relname) FROM pg_class AS c
+     WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+       AND has_table_privilege(c.oid, 'INSERT, UPDATE, DELETE, TRUNCATE')),
+  (SELECT string_agg(r, ', ' ORDER BY r) FROM unnest(ARRAY['pg_execute_server_program',
+       'pg_write_server_files', 'pg_read_server_files', 'pg_signal_backend']) AS r
+     WHERE pg_has_role(current_user, r, 'MEMBER'))
+"""
+
+
+class PrivilegedRoleWarning(UserWarning):
+    """Connected to PostgreSQL as a role that could write, because the caller passed allow_privileged."""
 
 
 def is_postgres_url(value: object) -> bool:
@@ -122,6 +142,8 @@ class PostgresBackend:
         query_timeout: float,
         pool_size: int,
         required_tables: Iterable[str] = (),
+        connect_timeout: float | None = None,
+        allow_privileged: bool = False,
     ) -> PostgresBackend:
         where = f"{label} at {redacted(url)} (set by {origin})"
         settings = {
@@ -131,18 +153,24 @@ class PostgresBackend:
         }
         try:
             pool = await asyncpg.create_pool(
-                url, min_size=1, max_size=pool_size, server_settings=settings, timeout=query_timeout,
+                url, min_size=1, max_size=pool_size, server_settings=settings,
+                timeout=query_timeout if connect_timeout is None else connect_timeout,
                 init=_json_as_text,
             )  # fmt: skip
         except (OSError, TimeoutError) as exc:
-            raise DatabaseConnectionError(f"{where} cannot be reached: {exc}") from None
-        except asyncpg.InvalidPasswordError:
-            raise DatabaseConnectionError(f"{where}: the server refused these credentials") from None
-        except asyncpg.InvalidCatalogNameError:
-            raise DatabaseConnectionError(f"{where}: no such database on that server") from None
+            raise DatabaseConnectionError(f"{where} cannot be reached: {exc}") from exc
+        except asyncpg.InvalidPasswordError as exc:
+            raise DatabaseConnectionError(f"{where}: the server refused these credentials") from exc
+        except asyncpg.InvalidCatalogNameError as exc:
+            raise DatabaseConnectionError(f"{where}: no such database on that server") from exc
         except asyncpg.PostgresError as exc:
-            raise DatabaseConnectionError(f"{where}: {exc}") from None
+            raise DatabaseConnectionError(f"{where}: {exc}") from exc
         backend = cls(url, pool, label=label, origin=origin, query_timeout=query_timeout)
+        try:
+            await backend._check_privileges(where, allow_privileged)
+        except BaseException:
+            await backend.aclose()
+            raise
         rows = await backend.fetch_rows(
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = current_schema()"
@@ -161,6 +189,37 @@ class PostgresBackend:
                 f"{where} has no {', '.join(missing)} table: is it a migrated site?"
             )
         return backend
+
+    async def _check_privileges(self, where: str, allow_privileged: bool) -> None:
+        """Refuse a role that could change or lose the pipeline's data, unless the caller allows it."""
+        ((superuser, writable, powers),) = await self.fetch_rows(_PRIVILEGES_SQL)
+        reasons = []
+        if superuser:
+            reasons.append("is a superuser")
+        if writable and not superuser:
+            tables = str(writable).split(", ")
+            shown = ", ".join(tables[:3]) + (f" and {len(tables) - 3} more" if len(tables) > 3 else "")
+            reasons.append(f"may write tables ({shown})")
+        if powers:
+            reasons.append(f"is a member of {powers}")
+        if not reasons:
+            return
+        role = f"the role {urllib.parse.urlsplit(self.url).username or '(default)'} {' and '.join(reasons)}"
+        if not allow_privileged:
+            raise ConfigurationError(
+                f"{where}: {role}. The toolkit only reads; connect as a read-only role, e.g. "
+                "CREATE ROLE contimg_reader LOGIN PASSWORD '...'; GRANT pg_read_all_data TO contimg_reader; "
+                "(PostgreSQL 14 and later; before that GRANT SELECT ON ALL TABLES IN SCHEMA public). "
+                "Or pass allow_privileged=True (CONTIMG_ALLOW_PRIVILEGED=1) to connect anyway."
+            )
+        if self.url not in _WARNED_PRIVILEGED:
+            _WARNED_PRIVILEGED.add(self.url)
+            warnings.warn(
+                f"{where}: {role}; connecting anyway (allow_privileged). Each user statement runs in a "
+                "read-only transaction that is rolled back, but a read-only role is safer.",
+                PrivilegedRoleWarning,
+                stacklevel=2,
+            )
 
     async def aclose(self) -> None:
         if not self._closed:
@@ -208,10 +267,10 @@ class PostgresBackend:
             if "statement timeout" in message or "canceling statement" in message:
                 raise QueryTimeoutError(
                     f"{self.label}: bulk read cancelled after the {self.timeout:g} s statement timeout"
-                ) from None
+                ) from exc
             raise DatabaseQueryError(
                 f"{self.label} rejected the query ({message.splitlines()[0]}): {_brief(sql)}"
-            ) from None
+            ) from exc
         finally:
             if healthy:
                 self._adbc_idle.put(conn)
@@ -228,26 +287,49 @@ class PostgresBackend:
         if self._closed:
             raise ClientClosedError(f"the {self.label} connection is closed; make a new client")
 
-    async def _fetch(self, sql: str, params: Params) -> tuple[list[str], list[tuple[Any, ...]]]:
+    async def _fetch(
+        self, sql: str, params: Params, *, max_rows: int | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """One statement on a pooled connection. User statements (``max_rows`` given) run in a READ ONLY
+        transaction that is always rolled back, so nothing they do (``set_config`` included) outlives them."""
         self._check_open()
         text, values = numbered(sql, params)
         try:
             async with self._pool.acquire() as conn:
-                statement = await conn.prepare(text)
-                records = await statement.fetch(*values)
+                if max_rows is None:
+                    statement = await conn.prepare(text)
+                    records = await statement.fetch(*values)
+                else:
+                    transaction = conn.transaction(readonly=True)
+                    await transaction.start()
+                    try:
+                        statement = await conn.prepare(text)
+                        cursor = await statement.cursor(*values)
+                        records = await cursor.fetch(max_rows + 1)
+                    finally:
+                        await transaction.rollback()
+                    if len(records) > max_rows:
+                        raise ValidationError(
+                            f"the query returns more than max_rows={max_rows:,} rows: add a LIMIT or a WHERE, "
+                            "or raise max_rows"
+                        )
                 names = [a.name for a in statement.get_attributes()]
-        except asyncpg.QueryCanceledError:
+        except asyncpg.QueryCanceledError as exc:
             raise QueryTimeoutError(
                 f"{self.label}: query cancelled after the {self.timeout:g} s statement timeout: {_brief(sql)}"
-            ) from None
-        except asyncpg.ReadOnlySQLTransactionError as exc:
+            ) from exc
+        except (asyncpg.ReadOnlySQLTransactionError, asyncpg.InsufficientPrivilegeError) as exc:
             raise ReadOnlyError(
                 f"{self.label} is opened read-only; the toolkit never writes to the pipeline's databases ({exc})"
-            ) from None
+            ) from exc
         except asyncpg.PostgresError as exc:
-            raise DatabaseQueryError(f"{self.label} rejected the query ({exc}): {_brief(sql)}") from None
+            raise DatabaseQueryError(f"{self.label} rejected the query ({exc}): {_brief(sql)}") from exc
         except (OSError, asyncpg.InterfaceError) as exc:
-            raise DatabaseConnectionError(f"{self.label} at {self.path}: {exc}") from None
+            if self._closed:
+                raise ClientClosedError(f"the {self.label} connection was closed during the query") from exc
+            raise DatabaseConnectionError(f"{self.label} at {self.path}: {exc}") from exc
+        except OverflowError as exc:
+            raise ValidationError(f"{self.label}: a value in the query is out of range: {exc}") from exc
         return names, [tuple(_plain(v) for v in r) for r in records]
 
     async def fetch_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
@@ -270,8 +352,8 @@ class PostgresBackend:
         shaped = await asyncio.gather(*work)
         return shaped[0] if len(shaped) == 1 else pd.concat(shaped, ignore_index=True)
 
-    async def fetch_user_frame(self, sql: str, params: Params) -> pd.DataFrame:
-        names, rows = await self._fetch(sql, params)
+    async def fetch_user_frame(self, sql: str, params: Params, max_rows: int) -> pd.DataFrame:
+        names, rows = await self._fetch(sql, params, max_rows=max_rows)
         return await asyncio.to_thread(_user_frame, rows, names)
 
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:

@@ -1,14 +1,18 @@
 """Read-only SQLite backend: an aiosqlite pool for small queries and user SQL, ADBC (Arrow) for bulk frames.
 
 Why two drivers: building a 1M-row frame from Python tuples costs ~5 s and holds the GIL (the event loop
-stalls); ADBC hands back Arrow columns in ~1.4 s. But ADBC's SQLite driver cannot be cancelled, so it only
-runs the bounded queries the toolkit builds itself; user SQL goes through aiosqlite, whose queries
-``sqlite3_interrupt`` stops at the timeout.
+stalls); ADBC hands back Arrow columns in ~1.4 s. ADBC's SQLite driver links its own copy of SQLite, and two
+copies in one process are blind to each other's POSIX locks (stale answers while the pipeline writes), so ADBC
+runs in reader processes of its own (:mod:`.sqlite_arrow`); this process reads the files only through
+Python's ``sqlite3``. ADBC cannot be cancelled, so its reads are stopped by ending the reader process; user SQL
+goes through aiosqlite, whose queries ``sqlite3_interrupt`` stops at the timeout.
 
 Every connection is opened ``file:...?mode=ro`` (never ``immutable=1``: the pipeline writes while we read),
 with a busy timeout so a writer's lock is waited out rather than surfaced as "database is locked".
 aiosqlite connections also carry an authorizer that refuses anything but reads, so even a cunning
-``sql()`` statement (``ATTACH``, ``VACUUM INTO``) cannot write a file.
+``sql()`` statement (``ATTACH``, ``VACUUM INTO``) cannot write a file, and no statement can open a
+transaction (which would pin an old snapshot). Values are capped at ``MAX_VALUE_BYTES`` and ``printf``'s
+widths at ``MAX_PRINTF_WIDTH``: one function call cannot be interrupted, so its size is bounded instead.
 """
 
 from __future__ import annotations
@@ -16,18 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import os
-import queue
+import re
 import sqlite3
+import stat
 import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import adbc_driver_sqlite as adbc_sqlite
-import adbc_driver_sqlite.dbapi as adbc
 import aiosqlite
 import pandas as pd
 
@@ -38,43 +42,36 @@ from ..errors import (
     DatabaseQueryError,
     QueryTimeoutError,
     ReadOnlyError,
+    ValidationError,
 )
 from ..schema import Kind
 from .base import Catalog, Params, PostProcess
+from .sqlite_arrow import READERS, ReaderError, ReaderStopped, Ticket
+from .statements import READ_PRAGMAS, READ_PRAGMAS_WITH_ARGUMENT
 
 T = TypeVar("T")
-_BATCH_ROWS = "65536"
+log = logging.getLogger(__name__)
+
+_BATCH_ROWS = 65536
 # Pages kept per connection (negative: KiB). SQLite's 2 MiB default re-reads the indexes of a 10k-row join.
 _CACHE_SIZE = -32768
+# The largest string or blob one value may be (SQLite's default is 1 GB); far above anything the pipeline
+# stores, small enough that one call of printf/zeroblob/replace cannot take a gigabyte.
+MAX_VALUE_BYTES = 128 * 2**20
+# printf's widths and precisions: SQLite pads one character at a time inside one uninterruptible call.
+MAX_PRINTF_WIDTH = 1_000_000
+# sql(): the most rows, and about the most bytes, one call returns (the caller's result lives in memory).
+DEFAULT_MAX_ROWS = 1_000_000
+MAX_RESULT_BYTES = 2 * 2**30
+_FETCH_CHUNK = 5000
 
 _CATALOG_SQL = (
     "SELECT m.name, p.name FROM sqlite_master AS m JOIN pragma_table_info(m.name) AS p "
     "WHERE m.type IN ('table', 'view')"
 )
 
-# Pragmas that only describe the database; any pragma that is not an assignment is also a read.
-_INTROSPECTION_PRAGMAS = frozenset(
-    {
-        "table_info",
-        "table_xinfo",
-        "table_list",
-        "index_list",
-        "index_info",
-        "index_xinfo",
-        "foreign_key_list",
-        "database_list",
-        "function_list",
-        "compile_options",
-    }
-)
 _ALLOWED_ACTIONS = frozenset(
-    {
-        sqlite3.SQLITE_SELECT,
-        sqlite3.SQLITE_READ,
-        sqlite3.SQLITE_FUNCTION,
-        sqlite3.SQLITE_RECURSIVE,
-        sqlite3.SQLITE_TRANSACTION,
-    }
+    {sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 )
 
 
@@ -83,25 +80,69 @@ def _read_only_authorizer(
 ) -> int:
     if action in _ALLOWED_ACTIONS:
         return sqlite3.SQLITE_OK
-    if action == sqlite3.SQLITE_PRAGMA and (arg2 is None or (arg1 or "").lower() in _INTROSPECTION_PRAGMAS):
-        return sqlite3.SQLITE_OK
+    if action == sqlite3.SQLITE_PRAGMA:
+        name = (arg1 or "").lower()
+        if name in READ_PRAGMAS and (arg2 is None or name in READ_PRAGMAS_WITH_ARGUMENT):
+            return sqlite3.SQLITE_OK
+        return sqlite3.SQLITE_DENY
     # SQLite reports loading the schema as an UPDATE of sqlite_master; mode=ro stops any real write to it.
     if action == sqlite3.SQLITE_UPDATE and arg1 in ("sqlite_master", "sqlite_temp_master"):
         return sqlite3.SQLITE_OK
     return sqlite3.SQLITE_DENY
 
 
+_PRINTF_WIDTHS = re.compile(r"%[-+ 0#,!]*(\d+|\*)?(?:\.(\d+|\*))?")
+
+
+def _bounded_printf(scratch: sqlite3.Connection) -> Callable[..., Any]:
+    """SQLite's own printf, refusing widths and precisions above ``MAX_PRINTF_WIDTH``.
+
+    It overrides the built-in on the toolkit's connections and evaluates on a private in-memory connection
+    of the same SQLite library, so the output is SQLite's exactly.
+    """
+
+    def printf(fmt: Any = None, *args: Any) -> Any:
+        if isinstance(fmt, str):
+            star = 0
+            for match in _PRINTF_WIDTHS.finditer(fmt):
+                for part in match.groups():
+                    if part == "*":
+                        value = args[star] if star < len(args) else 0
+                        star += 1
+                    else:
+                        value = part
+                    try:
+                        size = abs(int(value or 0))
+                    except (TypeError, ValueError):
+                        size = 0
+                    if size > MAX_PRINTF_WIDTH:
+                        raise ValueError(f"printf width {size:,} is above the toolkit's {MAX_PRINTF_WIDTH:,}")
+        placeholders = ", ".join("?" * (1 + len(args)))
+        return scratch.execute(f"SELECT printf({placeholders})", (fmt, *args)).fetchone()[0]
+
+    return printf
+
+
+class _ReadOnlyConnection(sqlite3.Connection):
+    """A connection set up for reading the pipeline's files: made in aiosqlite's thread by ``connect``."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
+        self.execute(f"PRAGMA cache_size = {_CACHE_SIZE}")
+        self._scratch = sqlite3.connect(":memory:", check_same_thread=False)
+        bounded = _bounded_printf(self._scratch)
+        for name in ("printf", "format"):
+            self.create_function(name, -1, bounded)
+        self.set_authorizer(_read_only_authorizer)
+
+    def close(self) -> None:
+        self._scratch.close()
+        super().close()
+
+
 def read_only_uri(path: Path) -> str:
     return "file:" + urllib.parse.quote(str(path.resolve()), safe="/") + "?mode=ro"
-
-
-class _Ticket:
-    """Tells a worker that its caller gave up (timeout or cancel), so its connection must not be reused."""
-
-    __slots__ = ("abandoned",)
-
-    def __init__(self) -> None:
-        self.abandoned = False
 
 
 class SQLiteBackend:
@@ -117,11 +158,16 @@ class SQLiteBackend:
         self._pool_size = pool_size
         self._idle: list[aiosqlite.Connection] = []
         self._all: list[aiosqlite.Connection] = []
+        self._busy: set[aiosqlite.Connection] = set()
         self._slots = asyncio.Semaphore(pool_size)
-        # LIFO: the connection used last has the warmest page cache.
-        self._adbc_idle: queue.LifoQueue[Any] = queue.LifoQueue()
-        self._adbc_lock = threading.Lock()
-        self._adbc_all: list[Any] = []
+        self._reader_options: dict[str, Any] = {
+            "batch_rows": _BATCH_ROWS,
+            "pragmas": [
+                f"PRAGMA busy_timeout = {int(query_timeout * 1000)}",
+                f"PRAGMA cache_size = {_CACHE_SIZE}",
+            ],
+        }
+        self._tickets: set[Ticket] = set()
         self._executor = ThreadPoolExecutor(max_workers=pool_size, thread_name_prefix=f"contimg-{label}")
         self._in_flight: set[asyncio.Future[Any]] = set()
         self._closed = False
@@ -139,13 +185,22 @@ class SQLiteBackend:
         query_timeout: float,
         pool_size: int,
         required_tables: Iterable[str] = (),
+        connect_timeout: float | None = None,
     ) -> SQLiteBackend:
-        """Open ``path`` read-only and read its catalog; never creates a file."""
-        _check_file(path, label, origin)
+        """Open ``path`` read-only and read its catalog; never creates a file. Bounded by ``connect_timeout``
+        (default: the query timeout), so a FIFO or a hung network filesystem cannot hang the caller."""
+        limit = query_timeout if connect_timeout is None else connect_timeout
+        await _bounded_in_daemon_thread(_check_file, limit, path, label, origin)
         backend = cls(path, label=label, origin=origin, query_timeout=query_timeout, pool_size=pool_size)
         try:
-            rows = await backend.fetch_rows(_CATALOG_SQL)
-        except DatabaseQueryError as exc:
+            async with asyncio.timeout(limit):
+                rows = await backend.fetch_rows(_CATALOG_SQL)
+        except TimeoutError:
+            await backend.aclose()
+            raise DatabaseConnectionError(
+                f"{label} {path} did not open within {limit:g} s (a hung filesystem?) ({origin})"
+            ) from None
+        except (DatabaseQueryError, ReadOnlyError) as exc:
             await backend.aclose()
             raise DatabaseConnectionError(f"{label} {path} cannot be read as SQLite: {exc}") from exc
         except BaseException:
@@ -164,9 +219,17 @@ class SQLiteBackend:
         return backend
 
     async def aclose(self) -> None:
+        """Stop what is in flight (interrupt queries, end reader processes), then close everything."""
         if self._closed:
             return
         self._closed = True
+        for conn in list(self._busy):
+            with contextlib.suppress(Exception):
+                await conn.interrupt()
+        # Ends the reader processes serving this backend's reads: a bulk read in flight raises at once
+        # instead of reading on.
+        for ticket in list(self._tickets):
+            ticket.abandon()
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
         for conn in self._all:
@@ -177,11 +240,6 @@ class SQLiteBackend:
         self._idle.clear()
         # Workers are idle now (every future has settled), so this join is immediate.
         self._executor.shutdown(wait=True)
-        with self._adbc_lock:
-            for conn in self._adbc_all:
-                with contextlib.suppress(Exception):
-                    conn.close()
-            self._adbc_all.clear()
         with self._version_lock:
             if self._version_conn is not None:
                 self._version_conn.close()
@@ -194,36 +252,47 @@ class SQLiteBackend:
     # ------------------------------------------------------------------------------ aiosqlite path
     async def _acquire(self) -> aiosqlite.Connection:
         await self._slots.acquire()
-        if self._idle:
-            return self._idle.pop()
         try:
-            conn = await self._connect()
+            self._check_open()
+            if self._idle:
+                conn = self._idle.pop()
+            else:
+                conn = await self._connect()
+                if self._closed:  # aclose() ran while this connection was being opened
+                    with contextlib.suppress(Exception):
+                        await conn.close()
+                    self._check_open()
+                self._all.append(conn)
         except BaseException:
             self._slots.release()
             raise
-        self._all.append(conn)
+        self._busy.add(conn)
         return conn
 
     async def _connect(self) -> aiosqlite.Connection:
         try:
-            conn = await aiosqlite.connect(self._uri, uri=True, timeout=self.timeout, isolation_level=None)
+            return await aiosqlite.connect(
+                self._uri, uri=True, timeout=self.timeout, isolation_level=None, factory=_ReadOnlyConnection
+            )
         except sqlite3.Error as exc:
             raise DatabaseConnectionError(f"{self.label} {self.path} cannot be opened: {exc}") from exc
-        try:
-            await conn.execute(f"PRAGMA cache_size = {_CACHE_SIZE}")
-            await conn.set_authorizer(_read_only_authorizer)
-        except BaseException as exc:
-            # Close it, or its worker thread outlives the client (and blocks interpreter exit).
-            with contextlib.suppress(Exception):
-                await conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise DatabaseConnectionError(f"{self.label} {self.path} cannot be read: {exc}") from exc
-            raise
-        return conn
 
-    def _release(self, conn: aiosqlite.Connection) -> None:
-        self._idle.append(conn)
-        self._slots.release()
+    async def _release(self, conn: aiosqlite.Connection) -> None:
+        self._busy.discard(conn)
+        try:
+            if conn.in_transaction:
+                # Nothing the toolkit runs opens a transaction (the authorizer refuses it); were one open, the
+                # connection would answer from an old snapshot forever. Closing it rolls the transaction back.
+                log.warning("%s: a pooled connection was left in a transaction; rolled back", self.label)
+                self._all.remove(conn)
+                with contextlib.suppress(Exception):
+                    await conn.close()
+            elif self._closed:
+                pass  # aclose() closes it
+            else:
+                self._idle.append(conn)
+        finally:
+            self._slots.release()
 
     async def _with_connection(self, sql: str, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
         """Run ``work`` on a pooled connection; interrupt it at the timeout or when the caller is cancelled."""
@@ -245,9 +314,13 @@ class SQLiteBackend:
             await self._settle_interrupted(conn, task)
             raise
         except sqlite3.Error as exc:
+            if self._closed and _code(exc) == sqlite3.SQLITE_INTERRUPT:
+                raise ClientClosedError(f"the {self.label} connection was closed during the query") from exc
             raise _translate(exc, self.label, sql) from exc
+        except ValueError as exc:  # sqlite3 refuses a value it cannot bind, e.g. an integer over 64 bits
+            raise ValidationError(f"{self.label}: a value in the query cannot be used: {exc}") from exc
         finally:
-            self._release(conn)
+            await self._release(conn)
 
     @staticmethod
     async def _settle_interrupted(conn: aiosqlite.Connection, task: asyncio.Future[Any]) -> None:
@@ -263,17 +336,22 @@ class SQLiteBackend:
 
         return await self._with_connection(sql, work)
 
-    async def _fetch_with_names(self, sql: str, params: Params) -> tuple[list[str], list[tuple[Any, ...]]]:
+    async def _fetch_with_names(
+        self, sql: str, params: Params, max_rows: int | None = None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         async def work(conn: aiosqlite.Connection) -> tuple[list[str], list[tuple[Any, ...]]]:
             async with conn.execute(sql, tuple(params)) as cursor:
-                rows = await cursor.fetchall()
                 names = [d[0] for d in cursor.description or ()]
-            return names, [tuple(row) for row in rows]
+                if max_rows is None:
+                    return names, [tuple(row) for row in await cursor.fetchall()]
+                return names, await _fetch_bounded(cursor, max_rows)
 
         return await self._with_connection(sql, work)
 
-    async def fetch_user_frame(self, sql: str, params: Params) -> pd.DataFrame:
-        names, rows = await self._fetch_with_names(sql, params)
+    async def fetch_user_frame(
+        self, sql: str, params: Params, max_rows: int = DEFAULT_MAX_ROWS
+    ) -> pd.DataFrame:
+        names, rows = await self._fetch_with_names(sql, params, max_rows)
         return await self._in_worker(_user_frame, rows, names)
 
     # ---------------------------------------------------------------------------------- Arrow path
@@ -286,9 +364,10 @@ class SQLiteBackend:
         self, parts: Sequence[tuple[str, Params]], kinds: Mapping[str, Kind], post: PostProcess | None = None
     ) -> pd.DataFrame:
         self._check_open()
-        ticket = _Ticket()
-        # Each part on its own pooled connection at once: ADBC releases the GIL while SQLite steps, so two
-        # halves of a long listing take ~70% of the time of one query on a 2-core machine.
+        ticket = Ticket()
+        self._tickets.add(ticket)
+        # Each part in its own reader process at once: two halves of a long listing take ~70% of the time of
+        # one query on a 2-core machine.
         work = [
             self._in_worker(self._arrow_frame, sql, tuple(params), kinds, post, ticket)
             for sql, params in parts
@@ -296,12 +375,15 @@ class SQLiteBackend:
         try:
             outcomes = await asyncio.gather(*work, return_exceptions=True)
         except asyncio.CancelledError:
-            ticket.abandoned = True
+            ticket.abandon()  # ends the reader processes serving this read: they stop reading now
             raise
+        finally:
+            self._tickets.discard(ticket)
         failures = [o for o in outcomes if isinstance(o, BaseException)]
         if failures:
-            if any(isinstance(f, QueryTimeoutError | asyncio.CancelledError) for f in failures):
-                ticket.abandoned = True
+            ticket.abandon()
+            if self._closed:
+                raise ClientClosedError(f"the {self.label} connection was closed during the read")
             raise failures[0]
         shaped = [o for o in outcomes if isinstance(o, pd.DataFrame)]
         if len(shaped) < len(parts):
@@ -317,6 +399,7 @@ class SQLiteBackend:
 
     async def _in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         """One crossing to this backend's worker threads, bounded by the query timeout."""
+        self._check_open()
         future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         self._in_flight.add(future)
         future.add_done_callback(self._in_flight.discard)
@@ -328,61 +411,28 @@ class SQLiteBackend:
                 f"{self.label}: bulk read took longer than the {self.timeout:g} s query timeout"
             ) from None
 
-    def _adbc_connection(self) -> Any:
-        try:
-            return self._adbc_idle.get_nowait()
-        except queue.Empty:
-            pass
-        # autocommit: without it the DB-API layer keeps a transaction open and a pooled connection goes on
-        # reading an old snapshot while the pipeline writes (test_reads_succeed_while_another_process_writes).
-        conn = adbc.connect(self._uri, autocommit=True)
-        cursor = conn.cursor()
-        try:
-            cursor.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            cursor.execute(f"PRAGMA cache_size = {_CACHE_SIZE}")
-        finally:
-            cursor.close()
-        with self._adbc_lock:
-            self._adbc_all.append(conn)
-        return conn
-
     def _arrow_frame(
         self,
         sql: str,
         params: tuple[Any, ...],
         kinds: Mapping[str, Kind],
         post: PostProcess | None,
-        ticket: _Ticket,
+        ticket: Ticket,
     ) -> pd.DataFrame | None:
-        conn = self._adbc_connection()
         try:
-            cursor = conn.cursor()
-            try:
-                # Fewer, larger batches: less per-chunk overhead, and ADBC infers column types from more rows.
-                cursor.adbc_statement.set_options(
-                    **{adbc_sqlite.StatementOptions.BATCH_ROWS.value: _BATCH_ROWS}
-                )
-                cursor.execute(sql, params or None)
-                table = cursor.fetch_arrow_table()
-            finally:
-                cursor.close()
-        except Exception as exc:
-            if "type mismatch" in str(exc).lower():
+            table = READERS.read(self._uri, self._reader_options, sql, params, ticket)
+        except ReaderError as exc:
+            if exc.kind == "type_mismatch":
                 return None
             raise _translate(exc, self.label, sql) from exc
-        finally:
+        except ReaderStopped as exc:
+            if self._closed:
+                raise ClientClosedError(f"the {self.label} connection was closed during the read") from exc
             if ticket.abandoned:
-                self._discard_adbc(conn)
-            else:
-                self._adbc_idle.put(conn)
+                raise QueryTimeoutError(f"{self.label}: the bulk read was stopped: {_brief(sql)}") from exc
+            raise DatabaseConnectionError(f"{self.label}: the bulk reader stopped unexpectedly") from exc
         frame = frames.arrow_to_frame(table, kinds)
         return frame if post is None else post(frame)
-
-    def _discard_adbc(self, conn: Any) -> None:
-        with self._adbc_lock:
-            if conn in self._adbc_all:
-                self._adbc_all.remove(conn)
-        conn.close()
 
     # ------------------------------------------------------------------------------ change detection
     async def data_version(self) -> int:
@@ -402,6 +452,28 @@ class SQLiteBackend:
         return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]
 
 
+async def _fetch_bounded(cursor: aiosqlite.Cursor, max_rows: int) -> list[tuple[Any, ...]]:
+    """At most ``max_rows`` rows and about ``MAX_RESULT_BYTES`` of text and blobs, else ValidationError."""
+    rows: list[tuple[Any, ...]] = []
+    size = 0
+    while True:
+        chunk = await cursor.fetchmany(min(_FETCH_CHUNK, max_rows + 1 - len(rows)))
+        if not chunk:
+            return rows
+        rows.extend(tuple(row) for row in chunk)
+        if len(rows) > max_rows:
+            raise ValidationError(
+                f"the query returns more than max_rows={max_rows:,} rows: add a LIMIT or a WHERE, raise "
+                "max_rows, or use a bulk call (sources.measurements())"
+            )
+        size += sum(len(v) for row in chunk for v in row if isinstance(v, str | bytes))
+        if size > MAX_RESULT_BYTES:
+            raise ValidationError(
+                f"the query returns more than {MAX_RESULT_BYTES // 2**30} GiB of text and blobs: select fewer "
+                "columns or rows"
+            )
+
+
 def _rows_frame(
     rows: list[tuple[Any, ...]], names: list[str], kinds: Mapping[str, Kind], post: PostProcess | None
 ) -> pd.DataFrame:
@@ -417,12 +489,45 @@ def _user_frame(rows: list[tuple[Any, ...]], names: list[str]) -> pd.DataFrame:
 
 def _check_file(path: Path, label: str, origin: str) -> None:
     where = f"(set by {origin})"
-    if not path.exists():
-        raise DatabaseConnectionError(f"{label} {path} does not exist {where}")
-    if path.is_dir():
+    try:
+        info = path.stat()
+    except FileNotFoundError:
+        raise DatabaseConnectionError(f"{label} {path} does not exist {where}") from None
+    except OSError as exc:
+        raise DatabaseConnectionError(f"{label} {path} cannot be reached: {exc} {where}") from exc
+    if stat.S_ISDIR(info.st_mode):
         raise DatabaseConnectionError(f"{label} {path} is a directory, not a database file {where}")
+    if not stat.S_ISREG(info.st_mode):
+        # A FIFO or a device would block or stream forever when opened.
+        raise DatabaseConnectionError(f"{label} {path} is not a regular file (a pipe or a device?) {where}")
     if not os.access(path, os.R_OK):
         raise DatabaseConnectionError(f"{label} {path} is not readable by this user {where}")
+
+
+async def _bounded_in_daemon_thread(fn: Callable[..., None], limit: float, *args: Any) -> None:
+    """Run a file-system check in a daemon thread, waiting at most ``limit`` seconds.
+
+    A daemon thread, not the loop's executor: a call stuck in the kernel (a hung NFS mount) must not keep
+    the interpreter or ``asyncio.run`` from exiting.
+    """
+    done: Future[None] = Future()
+
+    def run() -> None:
+        try:
+            fn(*args)
+        except BaseException as exc:
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+
+    threading.Thread(target=run, name="contimg-open-check", daemon=True).start()
+    try:
+        async with asyncio.timeout(limit):
+            await asyncio.wrap_future(done)
+    except TimeoutError:
+        raise DatabaseConnectionError(
+            f"{args[1]} {args[0]} did not answer within {limit:g} s (a hung filesystem?) ({args[2]})"
+        ) from None
 
 
 def _brief(sql: str) -> str:
@@ -430,16 +535,44 @@ def _brief(sql: str) -> str:
     return text if len(text) <= 160 else text[:157] + "..."
 
 
+def _code(exc: BaseException) -> int | None:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return None if code is None else int(code) & 0xFF  # the primary result code
+
+
+_CONNECTION_CODES = {
+    sqlite3.SQLITE_NOTADB,
+    sqlite3.SQLITE_CORRUPT,
+    sqlite3.SQLITE_CANTOPEN,
+    sqlite3.SQLITE_IOERR,
+}
+
+
 def _translate(exc: BaseException, label: str, sql: str) -> Exception:
+    """A driver error -> the toolkit's error, by SQLite's result code (text only for ADBC's messages)."""
     message = str(exc)
-    lowered = message.lower()
-    if "readonly" in lowered or "read-only" in lowered or "authoriz" in lowered:
+    code = _code(exc)
+    if code is None:  # ADBC in the reader process reports text only
+        lowered = message.lower()
+        if "readonly" in lowered or "read-only" in lowered or "not authorized" in lowered:
+            code = sqlite3.SQLITE_READONLY
+        elif "interrupted" in lowered:
+            code = sqlite3.SQLITE_INTERRUPT
+        elif any(s in lowered for s in ("not a database", "malformed", "unable to open", "disk i/o error")):
+            code = sqlite3.SQLITE_CORRUPT
+    if isinstance(exc, sqlite3.ProgrammingError):  # e.g. two statements, or a wrong number of parameters
+        return DatabaseQueryError(f"{label} rejected the query ({message}): {_brief(sql)}")
+    if code in (sqlite3.SQLITE_READONLY, sqlite3.SQLITE_AUTH):
         return ReadOnlyError(
             f"{label} is opened read-only; the toolkit never writes to the pipeline's databases "
             f"({message}): {_brief(sql)}"
         )
-    if "interrupted" in lowered:
+    if code == sqlite3.SQLITE_INTERRUPT:
         return QueryTimeoutError(f"{label}: query interrupted: {_brief(sql)}")
-    if any(s in lowered for s in ("not a database", "malformed", "unable to open", "disk i/o error")):
+    if code in _CONNECTION_CODES:
         return DatabaseConnectionError(f"{label} cannot be read: {message}")
+    if code == sqlite3.SQLITE_TOOBIG:
+        return DatabaseQueryError(
+            f"{label}: a value in the result is larger than {MAX_VALUE_BYTES // 2**20} MiB: {_brief(sql)}"
+        )
     return DatabaseQueryError(f"{label} rejected the query ({message}): {_brief(sql)}")
