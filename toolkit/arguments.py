@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -115,7 +115,20 @@ def check_choices(values: str | Iterable[str] | None, name: str) -> list[str] | 
     """A filter value or list of values -> a list (None when no filter)."""
     if values is None:
         return None
+    if not isinstance(values, str | Iterable) or isinstance(values, bytes | Mapping):
+        raise ValidationError(f"{name} must be a non-empty string or a list of them, got {values!r}")
     items = [values] if isinstance(values, str) else list(values)
     if not items or not all(isinstance(v, str) and v for v in items):
         raise ValidationError(f"{name} must be a non-empty string or a list of them, got {values!r}")
     return items
+
+
+def check_params(params: Sequence[Any]) -> None:
+    """Values bound into SQL: integers must fit the databases' 64-bit integers (larger ones name nothing)."""
+    for value in params:
+        if (
+            isinstance(value, int)
+            and not isinstance(value, bool)
+            and not -MAX_INT64 - 1 <= value <= MAX_INT64
+        ):
+            raise ValidationError(f"{value} is outside the 64-bit integer range the databases store")

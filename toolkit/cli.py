@@ -337,6 +337,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:  # a bug of ours: one line, not a traceback, unless asked for
+        if ns.debug:
+            raise
+        print(
+            f"contimg: internal error: {type(exc).__name__}: {exc}; rerun with --debug and report it",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def run_main() -> Any:

@@ -32,6 +32,7 @@ import asyncpg
 import pandas as pd
 
 from .. import frames
+from ..arguments import check_params
 from ..errors import (
     ClientClosedError,
     ConfigurationError,
@@ -293,6 +294,7 @@ class PostgresBackend:
         """One statement on a pooled connection. User statements (``max_rows`` given) run in a READ ONLY
         transaction that is always rolled back, so nothing they do (``set_config`` included) outlives them."""
         self._check_open()
+        check_params(params)
         text, values = numbered(sql, params)
         try:
             async with self._pool.acquire() as conn:

@@ -36,6 +36,7 @@ import aiosqlite
 import pandas as pd
 
 from .. import frames
+from ..arguments import check_params
 from ..errors import (
     ClientClosedError,
     DatabaseConnectionError,
@@ -294,9 +295,12 @@ class SQLiteBackend:
         finally:
             self._slots.release()
 
-    async def _with_connection(self, sql: str, work: Callable[[aiosqlite.Connection], Awaitable[T]]) -> T:
+    async def _with_connection(
+        self, sql: str, params: Params, work: Callable[[aiosqlite.Connection], Awaitable[T]]
+    ) -> T:
         """Run ``work`` on a pooled connection; interrupt it at the timeout or when the caller is cancelled."""
         self._check_open()
+        check_params(params)
         conn = await self._acquire()
         task = asyncio.ensure_future(work(conn))
         self._in_flight.add(task)
@@ -317,7 +321,7 @@ class SQLiteBackend:
             if self._closed and _code(exc) == sqlite3.SQLITE_INTERRUPT:
                 raise ClientClosedError(f"the {self.label} connection was closed during the query") from exc
             raise _translate(exc, self.label, sql) from exc
-        except ValueError as exc:  # sqlite3 refuses a value it cannot bind, e.g. an integer over 64 bits
+        except (ValueError, OverflowError) as exc:  # sqlite3 refuses a value it cannot bind
             raise ValidationError(f"{self.label}: a value in the query cannot be used: {exc}") from exc
         finally:
             await self._release(conn)
@@ -334,7 +338,7 @@ class SQLiteBackend:
         async def work(conn: aiosqlite.Connection) -> list[tuple[Any, ...]]:
             return [tuple(row) for row in await conn.execute_fetchall(sql, tuple(params))]
 
-        return await self._with_connection(sql, work)
+        return await self._with_connection(sql, params, work)
 
     async def _fetch_with_names(
         self, sql: str, params: Params, max_rows: int | None = None
@@ -346,7 +350,7 @@ class SQLiteBackend:
                     return names, [tuple(row) for row in await cursor.fetchall()]
                 return names, await _fetch_bounded(cursor, max_rows)
 
-        return await self._with_connection(sql, work)
+        return await self._with_connection(sql, params, work)
 
     async def fetch_user_frame(
         self, sql: str, params: Params, max_rows: int = DEFAULT_MAX_ROWS
@@ -364,6 +368,8 @@ class SQLiteBackend:
         self, parts: Sequence[tuple[str, Params]], kinds: Mapping[str, Kind], post: PostProcess | None = None
     ) -> pd.DataFrame:
         self._check_open()
+        for _, params in parts:
+            check_params(params)
         ticket = Ticket()
         self._tickets.add(ticket)
         # Each part in its own reader process at once: two halves of a long listing take ~70% of the time of

@@ -51,6 +51,16 @@ READ_PRAGMAS_WITH_ARGUMENT = frozenset(
 )  # fmt: skip
 
 
+# PostgreSQL functions whose effect outlives the statement's transaction (session settings, session-level
+# advisory locks that could block the pipeline). The rolled-back READ ONLY transaction undoes set_config
+# already; refusing them says so plainly instead of seeming to work.
+_SESSION_FUNCTIONS = re.compile(
+    r"\b(set_config|pg_advisory_lock|pg_advisory_lock_shared|pg_try_advisory_lock|pg_try_advisory_lock_shared)"
+    r"\s*\("
+)
+_LITERALS = re.compile(r"'(?:[^']|'')*'|\$([A-Za-z_]*)\$.*?\$\1\$", re.DOTALL)
+
+
 def leading_keyword(sql: str) -> str:
     """The statement's first keyword, upper case, after comments, white space and opening brackets."""
     start = _COMMENT_OR_SPACE.match(sql)
@@ -66,6 +76,14 @@ def check_read_statement(sql: object, dialect: str) -> str:
         raise ValidationError(f"query is {len(sql):,} characters; at most {MAX_SQL_CHARS:,} are accepted")
     if "\x00" in sql:
         raise ValidationError("query contains a NUL character")
+    if dialect == "postgresql":
+        code = _LITERALS.sub("''", sql).replace('"', "").lower()
+        found = _SESSION_FUNCTIONS.search(code)
+        if found:
+            raise ReadOnlyError(
+                f"sql() does not run {found.group(1)}(): its effect would outlive the statement (session "
+                "settings, session locks). Each statement runs in its own read-only transaction."
+            )
     allowed = _READS[dialect]
     keyword = leading_keyword(sql)
     if keyword in allowed:

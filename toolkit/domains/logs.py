@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
+import time
+import warnings
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,16 +18,45 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
+import regex as _regex
 
 from .. import logparse
+from ..arguments import check_count
 from ..db.connections import Connections
-from ..errors import FileNotAccessibleError, RecordNotFoundError, ValidationError
+from ..errors import FileNotAccessibleError, QueryTimeoutError, RecordNotFoundError, ValidationError
 from ..records import Record
 from .jobs import get_query
 
 T = TypeVar("T")
 GREP_BLOCK = 8 * 1024 * 1024
 FOLLOW_READ = 1024 * 1024
+# Bounds on what one call may ask for (lines of context, lines from an end, matches, pattern length).
+MAX_CONTEXT = 10_000
+MAX_LINES = 1_000_000
+MAX_MATCHES = 100_000
+MAX_PATTERN = 10_000
+
+
+class GrepTruncatedWarning(UserWarning):
+    """grep stopped at MAX_MATCHES matches because no max_matches was given."""
+
+
+class _Deadline:
+    """The time a search may still take. ``regex`` stops a match attempt when it runs out (the standard
+    ``re`` cannot be stopped: one catastrophic pattern would hold the thread, and the GIL, for minutes)."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._end = time.monotonic() + seconds
+
+    def left(self) -> float:
+        remaining = self._end - time.monotonic()
+        if remaining <= 0:
+            raise QueryTimeoutError(
+                f"the log search ran past the {self.seconds:g} s query timeout: narrow the pattern "
+                "(avoid nested repeats such as (a+)+) or raise query_timeout"
+            )
+        return remaining
 
 
 @dataclass(frozen=True)
@@ -85,11 +115,19 @@ def _parsed(found: Path | str) -> pd.DataFrame:
 
 
 def _grep_lines(
-    lines: list[str], regex: re.Pattern[str], context: int, max_matches: int | None
+    text: str, pattern: _regex.Pattern[str], context: int, max_matches: int, deadline: _Deadline
 ) -> list[tuple[int, str, bool]]:
-    hits = [i for i, line in enumerate(lines) if regex.search(line)]
-    if max_matches is not None:
-        hits = hits[:max_matches]
+    lines = logparse.text_lines(text)
+    hits = []
+    try:
+        for i, line in enumerate(lines):
+            if pattern.search(line, concurrent=True, timeout=deadline.left()):
+                hits.append(i)
+                if len(hits) >= max_matches:
+                    break
+    except TimeoutError:
+        deadline.left()  # raises QueryTimeoutError
+        raise
     return _with_context(hits, lines.__getitem__, len(lines), context)
 
 
@@ -104,9 +142,19 @@ def _with_context(
 
 
 def _grep_file(
-    path: Path, regex: re.Pattern[bytes], context: int, max_matches: int | None
+    path: Path, pattern: _regex.Pattern[bytes], context: int, max_matches: int, deadline: _Deadline
 ) -> list[tuple[int, str, bool]]:
-    """Search a file in 8 MiB blocks; only lines near a match are ever decoded."""
+    """Search a file in 8 MiB blocks; only lines near a match are ever decoded. Bounded by ``deadline``."""
+    try:
+        return _grep_blocks(path, pattern, context, max_matches, deadline)
+    except TimeoutError:
+        deadline.left()  # raises QueryTimeoutError
+        raise
+
+
+def _grep_blocks(
+    path: Path, pattern: _regex.Pattern[bytes], context: int, max_matches: int, deadline: _Deadline
+) -> list[tuple[int, str, bool]]:
     rows: dict[int, tuple[bytes, bool]] = {}  # 0-based line index -> (raw line, is a match)
 
     def emit(index: int, raw: bytes, is_match: bool) -> None:
@@ -136,7 +184,7 @@ def _grep_file(
                     emit(line_base + k, lines[k], False)
                 pending_after = max(0, pending_after - len(lines))
             counted, count_pos, last_line = 0, 0, -1
-            for match in regex.finditer(chunk):
+            for match in pattern.finditer(chunk, concurrent=True, timeout=deadline.left()):
                 start = chunk.rfind(b"\n", 0, match.start()) + 1
                 counted += chunk.count(b"\n", count_pos, start)
                 count_pos = start
@@ -153,7 +201,7 @@ def _grep_file(
                     emit(number, raw, False)
                 pending_after = max(pending_after, index + context + 1 - len(lines))
                 found += 1
-                if max_matches is not None and found >= max_matches:
+                if found >= max_matches:
                     return _decoded(rows)
             if context and lines is not None:
                 before = [
@@ -228,8 +276,7 @@ class Logs:
         return str(rows[0][0]) if rows and rows[0][0] is not None else None
 
     async def _ends(self, run_id: str, n: int, from_end: bool) -> LogLines:
-        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-            raise ValidationError(f"n must be a whole number >= 0, got {n!r}")
+        check_count(n, "n", high=MAX_LINES)
         found = await self.find(run_id)
         if isinstance(found, Path):
             lines, size = await self._run(_read_end, found, n, from_end)
@@ -263,25 +310,42 @@ class Logs:
         regex: bool = True,
     ) -> pd.DataFrame:
         """Lines matching ``pattern`` (a regex, or plain text with ``regex=False``) with ``context`` lines
-        around them: columns line_number, line, match."""
-        if not isinstance(pattern, str) or not pattern:
-            raise ValidationError("pattern must be a non-empty string")
-        if isinstance(context, bool) or not isinstance(context, int) or context < 0:
-            raise ValidationError(f"context must be a whole number >= 0, got {context!r}")
-        if max_matches is not None and (not isinstance(max_matches, int) or max_matches < 1):
-            raise ValidationError(f"max_matches must be a whole number >= 1 or None, got {max_matches!r}")
-        text = pattern if regex else re.escape(pattern)
-        flags = re.IGNORECASE if ignore_case else 0
+        around them: columns line_number, line, match.
+
+        Bounded: ``context`` at most 10,000 lines; at most ``max_matches`` matches (without it, 100,000, with a
+        ``GrepTruncatedWarning`` when that many are found); the search stops with ``QueryTimeoutError`` at the
+        query timeout (patterns use the ``regex`` module, whose searches can be stopped)."""
+        if not isinstance(pattern, str) or not pattern or "\x00" in pattern:
+            raise ValidationError("pattern must be a non-empty string without NUL characters")
+        if len(pattern) > MAX_PATTERN:
+            raise ValidationError(
+                f"pattern is {len(pattern):,} characters; at most {MAX_PATTERN:,} are accepted"
+            )
+        check_count(context, "context", high=MAX_CONTEXT)
+        limit = (
+            MAX_MATCHES
+            if max_matches is None
+            else check_count(max_matches, "max_matches", low=1, high=MAX_LINES)
+        )
+        text = pattern if regex else _regex.escape(pattern)
+        flags = _regex.IGNORECASE if ignore_case else 0
         try:
-            compiled = re.compile(text, flags)
-            compiled_bytes = re.compile(text.encode(), flags | re.MULTILINE)
-        except re.error as exc:
+            compiled = _regex.compile(text, flags)
+            compiled_bytes = _regex.compile(text.encode(), flags | _regex.MULTILINE)
+        except (_regex.error, ValueError, OverflowError, RecursionError) as exc:
             raise ValidationError(f"pattern {pattern!r} is not a valid regular expression: {exc}") from exc
         found = await self.find(run_id)
+        deadline = _Deadline(self._connections.settings.query_timeout)
         if isinstance(found, Path):
-            rows = await self._run(_grep_file, found, compiled_bytes, context, max_matches)
+            rows = await self._run(_grep_file, found, compiled_bytes, context, limit, deadline)
         else:
-            rows = _grep_lines(logparse.text_lines(found), compiled, context, max_matches)
+            rows = await self._run(_grep_lines, found, compiled, context, limit, deadline)
+        if max_matches is None and sum(r[2] for r in rows) >= MAX_MATCHES:
+            warnings.warn(
+                f"grep stopped at {MAX_MATCHES:,} matches; pass max_matches=... to choose, or narrow the pattern",
+                GrepTruncatedWarning,
+                stacklevel=2,
+            )
         return pd.DataFrame(
             {
                 "line_number": pd.array([r[0] for r in rows], dtype="Int64"),

@@ -23,7 +23,7 @@ import pandas as pd
 
 from ..db.connections import Connections
 from ..db.sqlite import read_only_uri
-from ..errors import RecordNotFoundError, ValidationError
+from ..errors import ClientClosedError, RecordNotFoundError, ValidationError
 from ..records import Record
 from ..settings import Endpoint
 
@@ -227,6 +227,8 @@ class Services:
         """Every check as a DataFrame (status running / degraded / stopped / error, response time in ms, the
         error), or one check as a ``ServiceCheck`` when a name or an endpoint's port is given. Every check
         runs at once and is bounded by ``check_timeout`` seconds, so the call takes at most about that long."""
+        if self._connections.closed:
+            raise ClientClosedError("this client is closed; make a new one (or use `async with`)")
         timeout = check_timeout
         if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0:
             raise ValidationError(f"check_timeout must be a positive number of seconds, got {timeout!r}")
