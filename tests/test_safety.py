@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import multiprocessing
 import sqlite3
-import threading
 import time
 from contextlib import closing
 from pathlib import Path
@@ -24,18 +23,9 @@ from toolkit import (
 )
 from toolkit.demo import DemoSite, build_demo_site
 
+from .threads import live_threads, until_no_new_threads
+
 RUNAWAY = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT COUNT(*) FROM r"
-
-
-def _toolkit_threads() -> set[threading.Thread]:
-    return {t for t in threading.enumerate() if t is not threading.main_thread() and t.is_alive()}
-
-
-async def _until_no_new_threads(before: set[threading.Thread]) -> None:
-    deadline = time.monotonic() + 5
-    while _toolkit_threads() - before and time.monotonic() < deadline:  # noqa: ASYNC110 - polling threads
-        await asyncio.sleep(0.05)
-    assert _toolkit_threads() - before == set(), "a worker thread outlived its client"
 
 
 # ------------------------------------------------------------------------------------------- bad files
@@ -74,12 +64,12 @@ def test_no_database_configured_is_a_configuration_error(monkeypatch: pytest.Mon
 async def test_not_a_database_or_corrupt(tmp_path: Path, content: bytes, reason: str) -> None:
     path = tmp_path / "products.sqlite3"
     path.write_bytes(content)
-    before = _toolkit_threads()
+    before = live_threads()
     with pytest.raises(DatabaseConnectionError, match=reason):
         async with AsyncClient(products_db=path):
             pass
     assert path.read_bytes() == content
-    await _until_no_new_threads(before)
+    await until_no_new_threads(before)
 
 
 async def test_directory_instead_of_file(tmp_path: Path) -> None:
@@ -200,14 +190,14 @@ async def test_reads_succeed_while_another_process_writes(tmp_path: Path) -> Non
 
 # --------------------------------------------------------------------------------------------- shutdown
 async def test_aclose_leaves_no_worker_thread_and_closed_client_says_so(site: DemoSite) -> None:
-    before = _toolkit_threads()
+    before = live_threads()
     client = AsyncClient(**site.settings_kwargs())
     await asyncio.gather(
         client.images.list(), client.sources.measurements(), client.cal.list(), client.stats()
     )
-    assert len(_toolkit_threads() - before) >= 2  # aiosqlite and Arrow workers were running
+    assert len(live_threads() - before) >= 2  # aiosqlite and Arrow workers were running
     await client.aclose()
-    await _until_no_new_threads(before)
+    await until_no_new_threads(before)
     assert client.closed
     with pytest.raises(ClientClosedError, match="closed"):
         await client.images.list()

@@ -52,11 +52,14 @@ class _Deadline:
     def left(self) -> float:
         remaining = self._end - time.monotonic()
         if remaining <= 0:
-            raise QueryTimeoutError(
-                f"the log search ran past the {self.seconds:g} s query timeout: narrow the pattern "
-                "(avoid nested repeats such as (a+)+) or raise query_timeout"
-            )
+            raise self.expired()
         return remaining
+
+    def expired(self) -> QueryTimeoutError:
+        return QueryTimeoutError(
+            f"the log search ran past the {self.seconds:g} s query timeout: narrow the pattern "
+            "(avoid nested repeats such as (a|aa)+) or raise query_timeout"
+        )
 
 
 @dataclass(frozen=True)
@@ -125,9 +128,8 @@ def _grep_lines(
                 hits.append(i)
                 if len(hits) >= max_matches:
                     break
-    except TimeoutError:
-        deadline.left()  # raises QueryTimeoutError
-        raise
+    except TimeoutError as exc:  # regex's own: the match attempt used up the time left
+        raise deadline.expired() from exc
     return _with_context(hits, lines.__getitem__, len(lines), context)
 
 
@@ -147,9 +149,8 @@ def _grep_file(
     """Search a file in 8 MiB blocks; only lines near a match are ever decoded. Bounded by ``deadline``."""
     try:
         return _grep_blocks(path, pattern, context, max_matches, deadline)
-    except TimeoutError:
-        deadline.left()  # raises QueryTimeoutError
-        raise
+    except TimeoutError as exc:  # regex's own: the match attempt used up the time left
+        raise deadline.expired() from exc
 
 
 def _grep_blocks(
