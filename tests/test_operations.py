@@ -71,13 +71,16 @@ async def test_queue_stuck_and_bad_input(newer_client: AsyncClient, site: DemoSi
     }
     assert set(stuck["group_id"]) == expected and len(expected) == 2
     assert (stuck["idle"] > pd.Timedelta(days=1)).all()
-    assert set((await newer_client.queue.stuck(0.5, as_of=AS_OF))["group_id"]) >= expected
+    # A bare number is seconds, as every duration in the toolkit.
+    assert set((await newer_client.queue.stuck(1800, as_of=AS_OF))["group_id"]) >= expected
+    assert (await newer_client.queue.stuck(86400, as_of=AS_OF)).equals(stuck)
     with pytest.raises(
         ValidationError, match="valid states: collecting, completed, failed, in_progress, pending"
     ):
         await newer_client.queue.list(state="stalled")
-    with pytest.raises(ValidationError, match="older_than"):
-        await newer_client.queue.stuck("soon")
+    for bad in ("soon", "", "nan", -5, 0, float("inf"), "1e30d", True):
+        with pytest.raises(ValidationError, match="older_than"):
+            await newer_client.queue.stuck(bad)  # type: ignore[arg-type]
     with pytest.raises(RecordNotFoundError):
         await newer_client.queue.get("1999-01-01T00:00:00")
 

@@ -237,3 +237,24 @@ def test_rows_and_arrow_round_times_the_same_way() -> None:
     from_arrow = frames.arrow_to_frame(pa.table({"t": pa.array(values)}), {"t": "time"})
     pd.testing.assert_frame_equal(from_rows, from_arrow)
     assert from_rows["t"][0].microsecond == 135811
+
+
+@pytest.mark.parametrize(
+    ("value", "seconds"),
+    [(90, 90.0), (1.5, 1.5), ("90s", 90.0), ("90min", 5400.0), ("6h", 21600.0), ("2d", 172800.0),
+     ("2 days", 172800.0), (timedelta(minutes=3), 180.0)],
+)  # fmt: skip
+def test_one_duration_parser_reads_bare_numbers_as_seconds(value: object, seconds: float) -> None:
+    from toolkit.arguments import to_duration
+
+    assert to_duration(value, "d").total_seconds() == seconds  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "value", ["", "soon", "nan", "NaT", 0, -1, float("nan"), float("inf"), 10**400, True, [1], "x" * 100]
+)
+def test_durations_that_name_no_positive_finite_time_are_refused(value: object) -> None:
+    from toolkit.arguments import to_duration
+
+    with pytest.raises(ValidationError, match="d must be"):
+        to_duration(value, "d")  # type: ignore[arg-type]

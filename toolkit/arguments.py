@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -86,12 +86,33 @@ def check_limit(limit: int | None, offset: int) -> tuple[int | None, int]:
     return limit, check_count(offset, "offset")
 
 
+def is_finite_number(value: Any) -> bool:
+    """A real int or float (not a bool) that is finite as a float (10**400 is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def check_names(values: Any, name: str) -> list[str]:
+    """A list (or other iterable, not a single string) of non-empty strings."""
+    if isinstance(values, str | bytes | Mapping) or not isinstance(values, Iterable):
+        raise ValidationError(f"{name} must be a list of non-empty strings, got {values!r}")
+    items = list(values)
+    bad = [v for v in items if not isinstance(v, str) or not v]
+    if bad:
+        raise ValidationError(f"{name} must hold non-empty strings only; got {bad[0]!r}")
+    return items
+
+
 def check_number(
     value: Any, name: str, *, low: float | None = None, high: float | None = None
 ) -> float | None:
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not is_finite_number(value):
         raise ValidationError(f"{name} must be a finite number, got {value!r}")
     if (low is not None and value < low) or (high is not None and value > high):
         raise ValidationError(f"{name} must lie in [{low}, {high}], got {value}")
@@ -132,3 +153,35 @@ def check_params(params: Sequence[Any]) -> None:
             and not -MAX_INT64 - 1 <= value <= MAX_INT64
         ):
             raise ValidationError(f"{value} is outside the 64-bit integer range the databases store")
+
+
+# The longest duration any argument may name (ages, timeouts): far beyond any use, small enough to be finite.
+MAX_DURATION = timedelta(days=36_600)
+DurationLike = timedelta | float | int | str
+
+
+def to_duration(value: DurationLike, name: str) -> timedelta:
+    """The one duration parser: a ``timedelta``, a bare number of **seconds**, or text such as "90s",
+    "90min", "6h", "2d" or "2 days". Positive and finite (at most 100 years)."""
+    what = f"{name} must be a timedelta, a number of seconds or text such as '90min', '6h' or '2d'"
+    if isinstance(value, bool):
+        raise ValidationError(f"{what}, not {value!r}")
+    try:
+        if isinstance(value, timedelta):
+            duration = value
+        elif isinstance(value, int | float):
+            if not is_finite_number(value):
+                raise ValueError
+            duration = timedelta(seconds=float(value))
+        elif isinstance(value, str) and len(value) <= 64:
+            parsed = pd.Timedelta(value.strip())
+            if pd.isna(parsed):
+                raise ValueError
+            duration = parsed.to_pytimedelta()
+        else:
+            raise ValueError
+    except (ValueError, TypeError, OverflowError):
+        raise ValidationError(f"{what}, not {value!r}") from None
+    if not timedelta(0) < duration <= MAX_DURATION:
+        raise ValidationError(f"{name} must be a positive duration of at most 100 years, got {value!r}")
+    return duration

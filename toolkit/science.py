@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from .arguments import is_finite_number
 from .errors import ValidationError
 
 if TYPE_CHECKING:
@@ -319,18 +320,14 @@ def eta_v(metrics: pd.DataFrame, *, eta_sigma: float = 2.0, v_sigma: float = 2.0
 # ------------------------------------------------------------------------------------- positions
 def check_position(ra_deg: float, dec_deg: float) -> None:
     for value, name in ((ra_deg, "ra_deg"), (dec_deg, "dec_deg")):
-        if isinstance(value, bool) or not isinstance(value, int | float) or not np.isfinite(value):
+        if not is_finite_number(value):
             raise ValidationError(f"{name} must be a finite number of degrees, got {value!r}")
     if not -90.0 <= dec_deg <= 90.0:
         raise ValidationError(f"dec_deg must be within [-90, 90], got {dec_deg}")
 
 
 def check_radius(radius_arcsec: float) -> None:
-    if (
-        isinstance(radius_arcsec, bool)
-        or not isinstance(radius_arcsec, int | float)
-        or not np.isfinite(radius_arcsec)
-    ):
+    if not is_finite_number(radius_arcsec):
         raise ValidationError(f"radius_arcsec must be a finite number, got {radius_arcsec!r}")
     if radius_arcsec < 0:
         raise ValidationError(f"radius_arcsec must not be negative, got {radius_arcsec}")
@@ -370,8 +367,13 @@ def catalog_positions(catalog: Any) -> tuple[np.ndarray, np.ndarray]:
     names = list(getattr(catalog, "colnames", None) or getattr(catalog, "columns", []))
     for ra_name, dec_name in (("ra_deg", "dec_deg"), ("ra", "dec"), ("RA", "DEC"), ("RAJ2000", "DEJ2000")):
         if ra_name in names and dec_name in names:
-            ra = np.asarray(catalog[ra_name], dtype="float64")
-            dec = np.asarray(catalog[dec_name], dtype="float64")
+            try:
+                ra = np.asarray(catalog[ra_name], dtype="float64")
+                dec = np.asarray(catalog[dec_name], dtype="float64")
+            except (TypeError, ValueError, OverflowError) as exc:
+                raise ValidationError(
+                    f"catalog columns {ra_name}/{dec_name} must hold numbers: {exc}"
+                ) from exc
             if not (np.all(np.isfinite(dec)) and np.all(np.abs(dec) <= 90)):
                 raise ValidationError(f"catalog column {dec_name} has values outside [-90, 90] or missing")
             return ra, dec
@@ -442,7 +444,7 @@ def check_two_epoch_thresholds(vs: float, m: float) -> None:
 
 
 def _check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:
-    ok = isinstance(value, int | float) and not isinstance(value, bool) and np.isfinite(value)
+    ok = is_finite_number(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         raise ValidationError(f"{name} must be a positive number, got {value!r}")
 
@@ -455,7 +457,7 @@ FLUX_COLUMNS: dict[str, str] = {
 
 
 def flux_and_error(flux: str) -> tuple[str, str]:
-    if flux not in FLUX_COLUMNS:
+    if not isinstance(flux, str) or flux not in FLUX_COLUMNS:
         raise ValidationError(f"unknown flux column {flux!r}; choose one of {', '.join(FLUX_COLUMNS)}")
     return flux, FLUX_COLUMNS[flux]
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .arguments import to_duration
 from .errors import ConfigurationError, ValidationError
 
 ENV_PRODUCTS_DB = "PIPELINE_PRODUCTS_DB"
@@ -186,6 +187,17 @@ def _services(value: str | Mapping[str, str] | tuple[Any, ...] | list[Any]) -> t
     return tuple(out)
 
 
+def _seconds(value: Any) -> float:
+    """A duration setting: a number of seconds, or text such as "90s" or "2min" (one parser for all)."""
+    if isinstance(value, str):
+        try:
+            return float(value)  # "30", "inf", "nan": numbers, checked as such in __post_init__
+        except ValueError:
+            pass
+        return to_duration(value, "the duration").total_seconds()
+    return value  # type: ignore[no-any-return]
+
+
 def _flag(value: str | bool) -> bool:
     if isinstance(value, bool):
         return value
@@ -228,12 +240,12 @@ _CONVERTERS: dict[str, Any] = {
     "products_db": _database,
     "cal_registry_db": _database,
     "log_dirs": _paths,
-    "query_timeout": float,
+    "query_timeout": _seconds,
     "pool_size": int,
     "queue_db": _database,
     "cache_bytes": int,
-    "cache_ttl": float,
+    "cache_ttl": _seconds,
     "services": _services,
-    "connect_timeout": float,
+    "connect_timeout": _seconds,
     "allow_privileged": _flag,
 }

@@ -21,7 +21,7 @@ import pandas as pd
 import regex as _regex
 
 from .. import logparse
-from ..arguments import check_count
+from ..arguments import check_count, is_finite_number
 from ..db.connections import Connections
 from ..errors import FileNotAccessibleError, QueryTimeoutError, RecordNotFoundError, ValidationError
 from ..records import Record
@@ -383,8 +383,10 @@ class Logs:
         """New lines as the pipeline appends them (``tail -F``): survives rotation and truncation, waits for
         a log that does not exist yet, never yields half a line. Stop it by cancelling or ``aclose()``."""
         logparse.check_run_id(run_id)
-        if not (poll_interval > 0):
-            raise ValidationError(f"poll_interval must be positive, got {poll_interval!r}")
+        if not is_finite_number(poll_interval) or not 0 < poll_interval <= 3600:
+            raise ValidationError(
+                f"poll_interval must be a number of seconds in (0, 3600], got {poll_interval!r}"
+            )
         position: int | None = None if from_end else 0
         inode: int | None = None
         fragment = b""

@@ -435,6 +435,10 @@ class QA:
         """A QA report for a time range (default: everything): grades per night, the worst images, the
         failing checks, the calibration flagged-fraction trend, stuck MS, and failed jobs with the first
         error of their logs. ``progress(step, done, total)`` is called as each part is read."""
+        if progress is not None and not callable(progress):
+            raise ValidationError(
+                f"progress must be a function (step, done, total) or None, got {progress!r}"
+            )
         resolved = QARules.resolve(rules)
         check_time_range(since, until)
         now = as_of_time(as_of)

@@ -7,7 +7,15 @@ from datetime import timedelta
 import pandas as pd
 
 from .. import frames
-from ..arguments import TimeLike, as_of_time, check_choices, check_limit, check_text, check_time_range
+from ..arguments import (
+    TimeLike,
+    as_of_time,
+    check_choices,
+    check_limit,
+    check_text,
+    check_time_range,
+    to_duration,
+)
 from ..cache import cached
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
@@ -57,26 +65,6 @@ def _select() -> Select:
     )
     q.order_by = "q.received_at DESC, q.group_id DESC"
     return q
-
-
-def parse_age(value: timedelta | float | int | str, name: str = "older_than") -> timedelta:
-    """A duration: a timedelta, a number of hours, or text such as "6h", "90min", "2 days"."""
-    if isinstance(value, bool):
-        raise ValidationError(f"{name} must be a duration, not {value!r}")
-    try:
-        if isinstance(value, timedelta):
-            age = value
-        elif isinstance(value, int | float):
-            age = timedelta(hours=float(value))
-        else:
-            age = pd.Timedelta(str(value).strip()).to_pytimedelta()
-    except (ValueError, TypeError, OverflowError):
-        raise ValidationError(
-            f"{name} must be a timedelta, a number of hours or text such as '6h' or '2 days', not {value!r}"
-        ) from None
-    if age <= timedelta(0):
-        raise ValidationError(f"{name} must be a positive duration, got {value!r}")
-    return age
 
 
 class Queue:
@@ -177,8 +165,9 @@ class Queue:
         self, older_than: timedelta | float | str = "6h", *, as_of: TimeLike | None = None
     ) -> pd.DataFrame:
         """Groups still open (not completed or failed) whose last update is older than ``older_than``
-        (a timedelta, hours, or text such as "6h"), oldest update first, with ``idle`` (a timedelta)."""
-        age = parse_age(older_than)
+        (a timedelta, a number of seconds, or text such as "6h" or "2d"), oldest update first, with ``idle``
+        (a timedelta)."""
+        age = to_duration(older_than, "older_than")
         cutoff = as_of_time(as_of).timestamp() - age.total_seconds()
         db = await self._connections.queue()
         q = _select()

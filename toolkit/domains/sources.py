@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from .. import frames, science
-from ..arguments import check_limit, check_mjd_range, check_text
+from ..arguments import check_limit, check_mjd_range, check_names, check_text
 from ..cache import cached
 from ..db.base import Backend, Catalog
 from ..db.connections import Connections
@@ -118,6 +118,7 @@ def check_columns(columns: Sequence[str] | None) -> list[str]:
         return list(known)
     if isinstance(columns, str) or not columns:
         raise ValidationError("columns must be a non-empty list of photometry column names")
+    columns = check_names(columns, "columns")
     unknown = [c for c in columns if c not in known]
     if unknown:
         raise ValidationError(f"unknown photometry column(s) {unknown}; known: {', '.join(known)}")
@@ -139,7 +140,7 @@ def measurements_query(
     if source_ids is not None:
         if isinstance(source_ids, str):
             raise ValidationError("source_ids must be a list of source ids, not a single string")
-        clause, values = backend.in_list("p.source_id", [check_text(s, "source id") for s in source_ids])
+        clause, values = backend.in_list("p.source_id", check_names(source_ids, "source_ids"))
         where.append(clause)
         params += values
     start, end = check_mjd_range(start_mjd, end_mjd)

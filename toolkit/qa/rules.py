@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import tomllib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
@@ -27,6 +28,7 @@ CheckKind = Literal["above", "below", "stage", "values", "required"]
 Severity = Literal["warn", "fail"]
 SECTIONS: tuple[Section, ...] = ("image", "ms", "calibration", "job")
 ENV_QA_RULES = "CONTIMG_QA_RULES"
+MAX_RULES_BYTES = 2**20  # a rules file is a few kB; this keeps a wrong path (a log, a FIFO) from costing much
 
 
 @dataclass(frozen=True)
@@ -158,13 +160,22 @@ class QARules:
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> QARules:
         """The defaults, with the values a TOML file sets."""
-        file = Path(path).expanduser()
         try:
+            file = Path(path).expanduser()
+            info = file.stat()
+            if not stat.S_ISREG(info.st_mode):
+                raise FileNotAccessibleError(f"QA rules file {file} is not a regular file")
+            if info.st_size > MAX_RULES_BYTES:
+                raise ValidationError(
+                    f"QA rules file {file} is {info.st_size:,} bytes; a rules file is at most {MAX_RULES_BYTES:,}"
+                )
             text = file.read_text(encoding="utf-8")
         except FileNotFoundError:
-            raise FileNotAccessibleError(f"QA rules file {file} does not exist") from None
+            raise FileNotAccessibleError(f"QA rules file {path} does not exist") from None
         except (OSError, UnicodeDecodeError) as exc:
-            raise FileNotAccessibleError(f"QA rules file {file} cannot be read: {exc}") from exc
+            raise FileNotAccessibleError(f"QA rules file {path} cannot be read: {exc}") from exc
+        except (ValueError, TypeError) as exc:  # a NUL in the path, a path that is not text
+            raise ValidationError(f"QA rules path {path!r} is not a usable path: {exc}") from exc
         return _DEFAULT.from_toml(text, source=str(file))
 
     def from_toml(self, text: str, source: str = "<string>") -> QARules:
