@@ -293,6 +293,9 @@ class EtaVResult:
         return head + str(self.candidates.head(20).to_html(index=False))
 
 
+MAX_SIGMA = 50.0
+
+
 def log_gaussian_cutoff(values: np.ndarray, n_sigma: float) -> tuple[float, tuple[float, float]]:
     """10^(mu + n sigma) of a Gaussian fitted to log10(values) after 3-sigma clipping (MAD-based std)."""
     from astropy.stats import sigma_clip
@@ -309,8 +312,9 @@ def log_gaussian_cutoff(values: np.ndarray, n_sigma: float) -> tuple[float, tupl
 
 def eta_v(metrics: pd.DataFrame, *, eta_sigma: float = 2.0, v_sigma: float = 2.0) -> EtaVResult:
     """Cutoffs from the eta and V distributions of ``metrics`` (the output of :func:`variability`)."""
-    _check_positive(eta_sigma, "eta_sigma", allow_zero=True)
-    _check_positive(v_sigma, "v_sigma", allow_zero=True)
+    # Beyond ~50 sigma the cutoff 10**(mu + n sigma) is no longer a finite number.
+    _check_positive(eta_sigma, "eta_sigma", allow_zero=True, high=MAX_SIGMA)
+    _check_positive(v_sigma, "v_sigma", allow_zero=True, high=MAX_SIGMA)
     eta_cut, eta_fit = log_gaussian_cutoff(metrics["eta"].to_numpy(dtype="float64"), eta_sigma)
     v_cut, v_fit = log_gaussian_cutoff(metrics["v"].to_numpy(dtype="float64"), v_sigma)
     candidates = metrics[(metrics["eta"] > eta_cut) & (metrics["v"] > v_cut)].reset_index(drop=True)
@@ -443,10 +447,12 @@ def check_two_epoch_thresholds(vs: float, m: float) -> None:
     _check_positive(m, "m")
 
 
-def _check_positive(value: float, name: str, *, allow_zero: bool = False) -> None:
+def _check_positive(value: float, name: str, *, allow_zero: bool = False, high: float | None = None) -> None:
     ok = is_finite_number(value)
     if not ok or value < 0 or (value == 0 and not allow_zero):
         raise ValidationError(f"{name} must be a positive number, got {value!r}")
+    if high is not None and value > high:
+        raise ValidationError(f"{name} must be at most {high:g}, got {value!r}")
 
 
 FLUX_COLUMNS: dict[str, str] = {
