@@ -41,6 +41,10 @@ class ReaderError(Exception):
         self.kind = kind
 
 
+class _NotSent(ReaderStopped):
+    """The request never reached the reader (it had died while idle): safe to send again to a new one."""
+
+
 class Ticket:
     """One caller's read (possibly in several parts): abandoning it ends the processes serving it."""
 
@@ -83,11 +87,14 @@ class _Reader:
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in: IO[bytes] = self.process.stdin
         self._out: IO[bytes] = self.process.stdout
+        self._killed = False
 
     def alive(self) -> bool:
-        return self.process.poll() is None
+        # A killed process may not be reaped yet (poll() still None): it must never be reused.
+        return not self._killed and self.process.poll() is None
 
     def kill(self) -> None:
+        self._killed = True
         if self.process.poll() is None:
             self.process.kill()
 
@@ -104,7 +111,7 @@ class _Reader:
             self._in.write(len(request).to_bytes(HEADER, "little") + request)
             self._in.flush()
         except (BrokenPipeError, ValueError, OSError) as exc:
-            raise ReaderStopped("the reader process is gone") from exc
+            raise _NotSent("the reader process is gone") from exc
         schema: pa.Schema | None = None
         batches: list[pa.RecordBatch] = []
         while True:
@@ -159,20 +166,26 @@ class ReaderPool:
         self, uri: str, options: dict[str, Any], sql: str, params: Sequence[Any], ticket: Ticket
     ) -> pa.Table:
         """The query's rows as an Arrow table (blocking: call from a worker thread)."""
-        reader = self._acquire()
-        if not ticket._attach(reader):
-            self._release(reader)
-            raise ReaderStopped("the read was abandoned")
-        try:
-            return reader.read(uri, sql, params, options)
-        except ReaderError:
-            raise
-        except BaseException:
-            reader.kill()
-            raise
-        finally:
-            ticket._detach(reader)
-            self._release(reader)
+        for attempt in (1, 2):
+            reader = self._acquire()
+            if not ticket._attach(reader):
+                self._release(reader)
+                raise ReaderStopped("the read was abandoned")
+            try:
+                return reader.read(uri, sql, params, options)
+            except ReaderError:
+                raise
+            except _NotSent:
+                reader.kill()
+                if attempt == 2 or ticket.abandoned:
+                    raise
+            except BaseException:
+                reader.kill()
+                raise
+            finally:
+                ticket._detach(reader)
+                self._release(reader)
+        raise AssertionError("unreachable")
 
     def _acquire(self) -> _Reader:
         with self._lock:
