@@ -15,4 +15,5 @@ async def until_no_new_threads(before: set[threading.Thread], seconds: float = 5
     deadline = time.monotonic() + seconds
     while live_threads() - before and time.monotonic() < deadline:  # noqa: ASYNC110 - polling threads
         await asyncio.sleep(0.05)
-    assert live_threads() - before == set(), "a worker thread outlived its client"
+    left = live_threads() - before
+    assert not left, f"worker threads outlived their client: {sorted(t.name for t in left)}"

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import pandas as pd
 
 from ..schema import Kind
 
+T = TypeVar("T")
 Params = Sequence[Any]
 # Work on a fetched frame that belongs off the event loop (derived columns); runs in the backend's worker.
 PostProcess = Callable[[pd.DataFrame], pd.DataFrame]
@@ -101,6 +102,10 @@ class Backend(Protocol):
     async def fetch_user_frame(self, sql: str, params: Params, max_rows: int) -> pd.DataFrame:
         """User SQL: one read-only statement, interruptible at the timeout; more than ``max_rows`` rows is a
         ``ValidationError``."""
+        ...
+
+    async def compute(self, fn: Callable[..., T], *args: Any) -> T:
+        """Pure work (pandas over a whole result) off the event loop, in this backend's worker threads."""
         ...
 
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:

@@ -17,15 +17,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import queue
 import re
 import threading
 import urllib.parse
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 import adbc_driver_postgresql.dbapi as adbc_pg
 import asyncpg
@@ -46,6 +47,7 @@ from ..schema import Kind
 from .base import POSTGRESQL, Catalog, Params, PostProcess
 from .sqlite import _brief, _user_frame
 
+T = TypeVar("T")
 _LIMIT_PARAM = re.compile(r"\bLIMIT \$(\d+)")
 _WARNED_PRIVILEGED: set[str] = set()
 # Superuser; any write privilege on a table of the current schema; or a role that runs programs, writes or
@@ -356,7 +358,12 @@ class PostgresBackend:
 
     async def fetch_user_frame(self, sql: str, params: Params, max_rows: int) -> pd.DataFrame:
         names, rows = await self._fetch(sql, params, max_rows=max_rows)
-        return await asyncio.to_thread(_user_frame, rows, names)
+        return await self.compute(_user_frame, rows, names)
+
+    async def compute(self, fn: Callable[..., T], *args: Any) -> T:
+        """Pure work (pandas) off the event loop, in this backend's workers."""
+        self._check_open()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
 
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         return f"{column} = ANY(?)", [list(values)]

@@ -28,7 +28,7 @@ import stat
 import threading
 import urllib.parse
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -47,6 +47,7 @@ from ..errors import (
 )
 from ..schema import Kind
 from .base import Catalog, Params, PostProcess
+from .daemon import in_daemon_thread
 from .sqlite_arrow import READERS, ReaderError, ReaderStopped, Ticket
 from .statements import READ_PRAGMAS, READ_PRAGMAS_WITH_ARGUMENT
 
@@ -191,7 +192,12 @@ class SQLiteBackend:
         """Open ``path`` read-only and read its catalog; never creates a file. Bounded by ``connect_timeout``
         (default: the query timeout), so a FIFO or a hung network filesystem cannot hang the caller."""
         limit = query_timeout if connect_timeout is None else connect_timeout
-        await _bounded_in_daemon_thread(_check_file, limit, path, label, origin)
+        try:
+            await in_daemon_thread(_check_file, path, label, origin, seconds=limit)
+        except TimeoutError:
+            raise DatabaseConnectionError(
+                f"{label} {path} did not answer within {limit:g} s (a hung filesystem?) ({origin})"
+            ) from None
         backend = cls(path, label=label, origin=origin, query_timeout=query_timeout, pool_size=pool_size)
         try:
             async with asyncio.timeout(limit):
@@ -409,6 +415,7 @@ class SQLiteBackend:
         future = asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
         self._in_flight.add(future)
         future.add_done_callback(self._in_flight.discard)
+        future.add_done_callback(_retrieved)  # a caller that gave up no longer awaits its outcome
         try:
             async with asyncio.timeout(self.timeout):
                 return await asyncio.shield(future)
@@ -416,6 +423,10 @@ class SQLiteBackend:
             raise QueryTimeoutError(
                 f"{self.label}: bulk read took longer than the {self.timeout:g} s query timeout"
             ) from None
+
+    async def compute(self, fn: Callable[..., T], *args: Any) -> T:
+        """Pure work (pandas) off the event loop, in this backend's workers, bounded by the query timeout."""
+        return await self._in_worker(fn, *args)
 
     def _arrow_frame(
         self,
@@ -456,6 +467,11 @@ class SQLiteBackend:
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
         # One JSON parameter instead of N placeholders: no limit on the number of values.
         return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _fetch_bounded(cursor: aiosqlite.Cursor, max_rows: int) -> list[tuple[Any, ...]]:
@@ -508,32 +524,6 @@ def _check_file(path: Path, label: str, origin: str) -> None:
         raise DatabaseConnectionError(f"{label} {path} is not a regular file (a pipe or a device?) {where}")
     if not os.access(path, os.R_OK):
         raise DatabaseConnectionError(f"{label} {path} is not readable by this user {where}")
-
-
-async def _bounded_in_daemon_thread(fn: Callable[..., None], limit: float, *args: Any) -> None:
-    """Run a file-system check in a daemon thread, waiting at most ``limit`` seconds.
-
-    A daemon thread, not the loop's executor: a call stuck in the kernel (a hung NFS mount) must not keep
-    the interpreter or ``asyncio.run`` from exiting.
-    """
-    done: Future[None] = Future()
-
-    def run() -> None:
-        try:
-            fn(*args)
-        except BaseException as exc:
-            done.set_exception(exc)
-        else:
-            done.set_result(None)
-
-    threading.Thread(target=run, name="contimg-open-check", daemon=True).start()
-    try:
-        async with asyncio.timeout(limit):
-            await asyncio.wrap_future(done)
-    except TimeoutError:
-        raise DatabaseConnectionError(
-            f"{args[1]} {args[0]} did not answer within {limit:g} s (a hung filesystem?) ({args[2]})"
-        ) from None
 
 
 def _brief(sql: str) -> str:

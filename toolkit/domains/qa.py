@@ -459,7 +459,8 @@ class QA:
         errors = await asyncio.gather(*(self._first_error(str(r)) for r in failed["run_id"].dropna()))
         tick(4)
         # Building the report tables is pandas work over the whole range: off the event loop.
-        return await asyncio.to_thread(
+        db = await self._connections.products()
+        return await db.compute(
             functools.partial(
                 QAReport.build,
                 images=images,

@@ -22,6 +22,7 @@ from typing import Any, ClassVar, Literal
 import pandas as pd
 
 from ..db.connections import Connections
+from ..db.daemon import in_daemon_thread
 from ..db.sqlite import read_only_uri
 from ..errors import ClientClosedError, RecordNotFoundError, ValidationError
 from ..records import Record
@@ -212,8 +213,7 @@ class Services:
                 return await _postgres(name, target, limit)
             check = _database if kind == "database" else _log_dir
             try:
-                async with asyncio.timeout(limit):
-                    return await asyncio.to_thread(check, name, target)
+                return await in_daemon_thread(check, name, target, seconds=limit)
             except TimeoutError:
                 return ServiceCheck(
                     name, kind, str(target), "error", limit * 1000, f"no answer within {limit:g} s"
