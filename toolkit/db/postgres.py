@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import functools
 import json
+import logging
 import queue
 import re
 import threading
@@ -62,6 +63,23 @@ SELECT
        'pg_write_server_files', 'pg_read_server_files', 'pg_signal_backend']) AS r
      WHERE pg_has_role(current_user, r, 'MEMBER'))
 """
+
+
+log = logging.getLogger(__name__)
+# A session the server ended (restart, pg_terminate_backend) or a socket that broke: worth one more try.
+_LOST_CONNECTION = (
+    asyncpg.AdminShutdownError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.ConnectionFailureError,
+    ConnectionError,
+)
+_LOST_SIGNS = ("terminating connection", "server closed the connection", "no connection to the server",
+               "connection to server", "could not receive data", "could not send data")  # fmt: skip
+
+
+class _AdbcConnectionLost(Exception):
+    pass
 
 
 class PrivilegedRoleWarning(UserWarning):
@@ -255,6 +273,20 @@ class PostgresBackend:
     def _arrow_frame(
         self, sql: str, params: list[Any], kinds: Mapping[str, Kind], post: PostProcess | None
     ) -> pd.DataFrame:
+        try:
+            table = self._arrow_table(sql, params)
+        except _AdbcConnectionLost as exc:
+            log.info("%s: bulk connection lost (%s); retrying once on a new one", self.label, exc)
+            try:
+                table = self._arrow_table(sql, params)
+            except _AdbcConnectionLost as again:
+                raise DatabaseConnectionError(
+                    f"{self.label} at {self.path}: the connection was lost: {again}"
+                ) from again
+        frame = frames.arrow_to_frame(table, kinds)
+        return frame if post is None else post(frame)
+
+    def _arrow_table(self, sql: str, params: list[Any]) -> Any:
         conn = self._adbc_connection()
         healthy = True
         try:
@@ -271,6 +303,8 @@ class PostgresBackend:
                 raise QueryTimeoutError(
                     f"{self.label}: bulk read cancelled after the {self.timeout:g} s statement timeout"
                 ) from exc
+            if any(sign in message for sign in _LOST_SIGNS):
+                raise _AdbcConnectionLost(message.splitlines()[0]) from exc
             raise DatabaseQueryError(
                 f"{self.label} rejected the query ({message.splitlines()[0]}): {_brief(sql)}"
             ) from exc
@@ -283,8 +317,7 @@ class PostgresBackend:
                         self._adbc_all.remove(conn)
                 with contextlib.suppress(Exception):
                     conn.close()
-        frame = frames.arrow_to_frame(table, kinds)
-        return frame if post is None else post(frame)
+        return table
 
     def _check_open(self) -> None:
         if self._closed:
@@ -298,6 +331,24 @@ class PostgresBackend:
         self._check_open()
         check_params(params)
         text, values = numbered(sql, params)
+        try:
+            return await self._fetch_once(sql, text, values, max_rows)
+        except _LOST_CONNECTION as exc:
+            # The server restarted or dropped the session: the pool replaces the connection; a read is safe
+            # to run once more.
+            if self._closed:
+                raise ClientClosedError(f"the {self.label} connection was closed during the query") from exc
+            log.info("%s: connection lost (%s); retrying once on a new one", self.label, exc)
+        try:
+            return await self._fetch_once(sql, text, values, max_rows)
+        except _LOST_CONNECTION as exc:
+            raise DatabaseConnectionError(
+                f"{self.label} at {self.path}: the connection was lost: {exc}"
+            ) from exc
+
+    async def _fetch_once(
+        self, sql: str, text: str, values: list[Any], max_rows: int | None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         try:
             async with self._pool.acquire() as conn:
                 if max_rows is None:
@@ -318,6 +369,8 @@ class PostgresBackend:
                             "or raise max_rows"
                         )
                 names = [a.name for a in statement.get_attributes()]
+        except _LOST_CONNECTION:
+            raise
         except asyncpg.QueryCanceledError as exc:
             raise QueryTimeoutError(
                 f"{self.label}: query cancelled after the {self.timeout:g} s statement timeout: {_brief(sql)}"

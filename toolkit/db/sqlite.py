@@ -459,9 +459,12 @@ class SQLiteBackend:
 
     def _read_data_version(self) -> int:
         with self._version_lock:
-            if self._version_conn is None:
-                self._version_conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
-            return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
+            try:
+                if self._version_conn is None:
+                    self._version_conn = sqlite3.connect(self._uri, uri=True, check_same_thread=False)
+                return int(self._version_conn.execute("PRAGMA data_version").fetchone()[0])
+            except sqlite3.Error as exc:
+                raise _translate(exc, self.label, "PRAGMA data_version") from exc
 
     # ---------------------------------------------------------------------------------- SQL dialect
     def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
