@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -174,7 +175,8 @@ def to_duration(value: DurationLike, name: str) -> timedelta:
                 raise ValueError
             duration = timedelta(seconds=float(value))
         elif isinstance(value, str) and len(value) <= 64:
-            parsed = pd.Timedelta(value.strip())
+            # pandas reads "2d" and "2 days"; its lower-case unit "d" is deprecated, so say it as "D".
+            parsed = pd.Timedelta(re.sub(r"(?<=\d)\s*d\b", "D", value.strip()))
             if pd.isna(parsed):
                 raise ValueError
             duration = parsed.to_pytimedelta()

@@ -129,14 +129,14 @@ class _ReadOnlyConnection(sqlite3.Connection):
     """A connection set up for reading the pipeline's files: made in aiosqlite's thread by ``connect``."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Nothing here reads the file, so nothing here can fail on a bad one: a failure inside aiosqlite's
+        # connect leaves its worker thread to outlive the event loop. Reading starts in _connect.
         super().__init__(*args, **kwargs)
         self.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
-        self.execute(f"PRAGMA cache_size = {_CACHE_SIZE}")
         self._scratch = sqlite3.connect(":memory:", check_same_thread=False)
         bounded = _bounded_printf(self._scratch)
         for name in ("printf", "format"):
             self.create_function(name, -1, bounded)
-        self.set_authorizer(_read_only_authorizer)
 
     def close(self) -> None:
         self._scratch.close()
@@ -278,11 +278,22 @@ class SQLiteBackend:
 
     async def _connect(self) -> aiosqlite.Connection:
         try:
-            return await aiosqlite.connect(
+            conn = await aiosqlite.connect(
                 self._uri, uri=True, timeout=self.timeout, isolation_level=None, factory=_ReadOnlyConnection
             )
         except sqlite3.Error as exc:
             raise DatabaseConnectionError(f"{self.label} {self.path} cannot be opened: {exc}") from exc
+        try:
+            await conn.execute(f"PRAGMA cache_size = {_CACHE_SIZE}")
+            await conn.set_authorizer(_read_only_authorizer)
+        except BaseException as exc:
+            # Close it, or its worker thread outlives the client (and blocks interpreter exit).
+            with contextlib.suppress(Exception):
+                await conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise DatabaseConnectionError(f"{self.label} {self.path} cannot be read: {exc}") from exc
+            raise
+        return conn
 
     async def _release(self, conn: aiosqlite.Connection) -> None:
         self._busy.discard(conn)

@@ -20,6 +20,7 @@ Protocol (stdin/stdout, one request at a time):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import pickle
 import signal
@@ -49,16 +50,27 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
     import adbc_driver_sqlite
     import pyarrow as pa
 
-    def run(conn: Any, sql: str, params: list[Any], batch_rows: int) -> Any:
+    def statement_for(conn: Any, sql: str, params: list[Any], batch_rows: int) -> Any:
         statement = adbc_driver_manager.AdbcStatement(conn)
-        statement.set_options(**{adbc_driver_sqlite.StatementOptions.BATCH_ROWS.value: str(batch_rows)})
-        statement.set_sql_query(sql)
-        if params:
-            statement.bind(
-                pa.record_batch([pa.array([p]) for p in params], names=[f"p{i}" for i in range(len(params))])
-            )
+        try:
+            statement.set_options(**{adbc_driver_sqlite.StatementOptions.BATCH_ROWS.value: str(batch_rows)})
+            statement.set_sql_query(sql)
+            if params:
+                names = [f"p{i}" for i in range(len(params))]
+                statement.bind(pa.record_batch([pa.array([p]) for p in params], names=names))
+        except BaseException:
+            statement.close()
+            raise
+        return statement
+
+    def stream(statement: Any) -> Any:
         handle, _ = statement.execute_query()
-        return statement, pa.RecordBatchReader._import_from_c(handle.address)
+        return pa.RecordBatchReader._import_from_c(handle.address)
+
+    def close(*handles: Any) -> None:
+        for handle in handles:
+            with contextlib.suppress(Exception):
+                handle.close()
 
     # Open databases by (uri, pragmas), most recently used last; a reader serves every client of the process.
     databases: dict[tuple[str, tuple[str, ...]], tuple[Any, Any]] = {}
@@ -74,27 +86,35 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
             else:
                 while len(databases) >= MAX_OPEN:
                     old_database, old_conn = databases.pop(next(iter(databases)))
-                    old_conn.close()
-                    old_database.close()
+                    close(old_conn, old_database)
                 database = adbc_driver_sqlite.connect(uri)
                 # ADBC connections autocommit: no read transaction is held open between queries, so each
                 # query sees the pipeline's latest commit.
                 conn = adbc_driver_manager.AdbcConnection(database)
-                for pragma in options["pragmas"]:
-                    statement, reader = run(conn, pragma, [], 1)
-                    reader.read_all()
-                    statement.close()
+                try:
+                    for pragma in options["pragmas"]:
+                        statement = statement_for(conn, pragma, [], 1)
+                        try:
+                            stream(statement).read_all()
+                        finally:
+                            close(statement)
+                except BaseException:
+                    close(conn, database)
+                    raise
                 databases[key] = (database, conn)
-            statement, reader = run(databases[key][1], sql, params, options["batch_rows"])
+            statement = statement_for(databases[key][1], sql, params, options["batch_rows"])
             try:
-                _frame(out, b"S", reader.schema.serialize())
-                for batch in reader:
-                    _frame(out, b"B", batch.serialize())
-                _frame(out, b"D", b"")
-                out.flush()
+                reader = stream(statement)
+                try:
+                    _frame(out, b"S", reader.schema.serialize())
+                    for batch in reader:
+                        _frame(out, b"B", batch.serialize())
+                    _frame(out, b"D", b"")
+                    out.flush()
+                finally:
+                    close(reader)
             finally:
-                reader.close()
-                statement.close()
+                close(statement)
         except BrokenPipeError:
             return
         except Exception as exc:
