@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import secrets
 import time
+import urllib.parse
 import warnings
 from typing import Any
 
@@ -23,12 +25,21 @@ CLIENTS = 16
 ROUNDS = 3
 
 
+READER = "contimg_bench_reader"
+
+
 async def _database(admin: str, site: DemoSite) -> str:
+    """The scaled site migrated into PostgreSQL; the URL of a read-only role on it (as the README says)."""
     url = f"{admin.rsplit('/', 1)[0]}/contimg_bench"
+    password = secrets.token_hex(12)
     conn = await asyncpg.connect(admin)
     try:
         if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = 'contimg_bench'"):
             await conn.execute("CREATE DATABASE contimg_bench")
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", READER):
+            await conn.execute(f"CREATE ROLE {READER} LOGIN")
+        await conn.execute(f"ALTER ROLE {READER} PASSWORD '{password}'")
+        await conn.execute(f"GRANT pg_read_all_data TO {READER}")
     finally:
         await conn.close()
     started = time.perf_counter()
@@ -37,7 +48,8 @@ async def _database(admin: str, site: DemoSite) -> str:
         print(
             f"migrated the scaled site into PostgreSQL in {time.perf_counter() - started:.1f} s", flush=True
         )
-    return url
+    parts = urllib.parse.urlsplit(url)
+    return parts._replace(netloc=f"{READER}:{password}@{parts.hostname}:{parts.port}").geturl()
 
 
 async def _one_user(settings: dict[str, Any], source_ids: list[str], user: int) -> int:

@@ -258,3 +258,21 @@ def test_durations_that_name_no_positive_finite_time_are_refused(value: object) 
 
     with pytest.raises(ValidationError, match="d must be"):
         to_duration(value, "d")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("fmt", "args", "sizes"),
+    [
+        ("%d %*c", (5, 1000, "x"), [1000]),
+        ("%%*d %5.2f", (3.0,), ["5", "2"]),
+        ("%.*c", (7, "x"), [7]),
+        ("%-10s|%*.*f", ("a", 8, 3, 1.5), ["10", 8, 3]),
+        ("no conversions", (), []),
+    ],
+)
+def test_printf_widths_are_read_as_sqlite_reads_them(
+    fmt: str, args: tuple[object, ...], sizes: list[object]
+) -> None:
+    from toolkit.db.sqlite import printf_widths
+
+    assert printf_widths(fmt, args) == sizes

@@ -297,6 +297,7 @@ async def test_a_fifo_in_place_of_the_database_fails_at_once(tmp_path: Path) -> 
     [
         "SELECT printf('%.*c', 1000000000, 'x')",
         "SELECT printf('%1000000000d', 1)",
+        "SELECT printf('%d %*c', 5, 1000000000, 'x')",
         "SELECT format('%*s', 2000000000, 'x')",
         "SELECT length(zeroblob(2000000000))",
         "SELECT length(replace(hex(zeroblob(60000000)), '0', 'xyz'))",

@@ -93,7 +93,25 @@ def _read_only_authorizer(
     return sqlite3.SQLITE_DENY
 
 
-_PRINTF_WIDTHS = re.compile(r"%[-+ 0#,!]*(\d+|\*)?(?:\.(\d+|\*))?")
+# One conversion of SQLite's printf: "%%", or flags, width, precision, length and type ("*" takes an argument).
+_PRINTF_CONVERSION = re.compile(r"%(?:%|[-+ 0#,!]*(\d+|\*)?(?:\.(\d+|\*))?(?:ll|l)?[a-zA-Z])")
+
+
+def printf_widths(fmt: str, args: Sequence[Any]) -> list[Any]:
+    """The widths and precisions a printf call asks for, literal or taken from ``args`` (pure)."""
+    sizes: list[Any] = []
+    index = 0
+    for match in _PRINTF_CONVERSION.finditer(fmt):
+        if match.group(0) == "%%":
+            continue
+        for part in match.groups():
+            if part == "*":
+                sizes.append(args[index] if index < len(args) else 0)
+                index += 1
+            elif part is not None:
+                sizes.append(part)
+        index += 1  # the value converted
+    return sizes
 
 
 def _bounded_printf(scratch: sqlite3.Connection) -> Callable[..., Any]:
@@ -105,20 +123,13 @@ def _bounded_printf(scratch: sqlite3.Connection) -> Callable[..., Any]:
 
     def printf(fmt: Any = None, *args: Any) -> Any:
         if isinstance(fmt, str):
-            star = 0
-            for match in _PRINTF_WIDTHS.finditer(fmt):
-                for part in match.groups():
-                    if part == "*":
-                        value = args[star] if star < len(args) else 0
-                        star += 1
-                    else:
-                        value = part
-                    try:
-                        size = abs(int(value or 0))
-                    except (TypeError, ValueError):
-                        size = 0
-                    if size > MAX_PRINTF_WIDTH:
-                        raise ValueError(f"printf width {size:,} is above the toolkit's {MAX_PRINTF_WIDTH:,}")
+            for size in printf_widths(fmt, args):
+                try:
+                    value = abs(int(size or 0))
+                except (TypeError, ValueError, OverflowError):
+                    value = 0
+                if value > MAX_PRINTF_WIDTH:
+                    raise ValueError(f"printf width {value:,} is above the toolkit's {MAX_PRINTF_WIDTH:,}")
         placeholders = ", ".join("?" * (1 + len(args)))
         return scratch.execute(f"SELECT printf({placeholders})", (fmt, *args)).fetchone()[0]
 
