@@ -152,12 +152,16 @@ class _Reader:
 
 class ReaderPool:
     """The process's reader processes: started on demand, shared by every SQLite backend (a reader serves
-    any file), and reused last-used-first (its page cache is the warmest). At most ``idle_max`` wait idle;
-    a busy one belongs to one read until it finishes or its ticket is abandoned (which ends it)."""
+    any file), and reused last-used-first (its page cache is the warmest). At most ``max_processes`` run
+    (a read beyond waits for one) and at most ``idle_max`` wait idle; a busy one belongs to one read until it
+    finishes or its ticket is abandoned (which ends it)."""
 
-    def __init__(self, idle_max: int = 4) -> None:
+    def __init__(self, idle_max: int = 8, max_processes: int | None = None) -> None:
         self._idle_max = idle_max
-        self._lock = threading.Lock()
+        # Reads are CPU work: more processes than this only add start-up costs and contention, so a read
+        # beyond it waits for a reader to come free.
+        self._max = max_processes or max(4, 2 * (os.cpu_count() or 2))
+        self._lock = threading.Condition()
         self._idle: list[_Reader] = []
         self._all: set[_Reader] = set()
         self._pid = os.getpid()
@@ -167,7 +171,7 @@ class ReaderPool:
     ) -> pa.Table:
         """The query's rows as an Arrow table (blocking: call from a worker thread)."""
         for attempt in (1, 2):
-            reader = self._acquire()
+            reader = self._acquire(ticket)
             if not ticket._attach(reader):
                 self._release(reader)
                 raise ReaderStopped("the read was abandoned")
@@ -187,19 +191,24 @@ class ReaderPool:
                 self._release(reader)
         raise AssertionError("unreachable")
 
-    def _acquire(self) -> _Reader:
+    def _acquire(self, ticket: Ticket) -> _Reader:
         with self._lock:
             if self._pid != os.getpid():
                 # A forked child inherited the parent's readers and pipes: never touch them, start afresh.
                 self._idle, self._all, self._pid = [], set(), os.getpid()
-            while self._idle:
-                reader = self._idle.pop()
-                if reader.alive():
+            while True:
+                while self._idle:
+                    reader = self._idle.pop()
+                    if reader.alive():
+                        return reader
+                    self._forget(reader)
+                if len(self._all) < self._max:
+                    reader = _Reader()
+                    self._all.add(reader)
                     return reader
-                self._forget(reader)
-            reader = _Reader()
-            self._all.add(reader)
-            return reader
+                if ticket.abandoned:
+                    raise ReaderStopped("the read was abandoned while it waited for a reader")
+                self._lock.wait(0.05)
 
     def _release(self, reader: _Reader) -> None:
         with self._lock:
@@ -207,6 +216,7 @@ class ReaderPool:
                 self._idle.append(reader)
             else:
                 self._forget(reader)
+            self._lock.notify()
 
     def _forget(self, reader: _Reader) -> None:
         self._all.discard(reader)
