@@ -89,3 +89,38 @@ def test_older_schema_variant(tmp_path: Path) -> None:
         for table in ("images", "ms_index", "photometry"):
             columns = tuple(r[1] for r in conn.execute(f"PRAGMA table_info({table})"))
             assert columns == OLDER[table]
+
+
+def test_every_public_type_is_exported_and_the_list_is_sorted() -> None:
+    """Every record, result and warning a public call returns or raises can be imported from ``toolkit``."""
+    import dataclasses
+    import inspect
+
+    import toolkit
+    from toolkit import errors
+
+    assert toolkit.__all__ == sorted(toolkit.__all__)
+    assert all(hasattr(toolkit, name) for name in toolkit.__all__)
+    returned: set[str] = set()
+    client = toolkit.AsyncClient(products_db="unused.sqlite3")
+    areas = [client] + [
+        getattr(client, a)
+        for a in ("images", "ms", "sources", "jobs", "cal", "qa", "logs", "queue", "services")
+    ]
+    for area in areas:
+        for name, method in inspect.getmembers(area, callable):
+            if name.startswith("_"):
+                continue
+            hint = str(inspect.signature(method).return_annotation)
+            returned.update(
+                w
+                for w in re.findall(r"[A-Z][A-Za-z]+", hint)
+                if w not in {"DataFrame", "Any", "None", "AsyncIterator", "Path"}
+            )
+    returned.add(type(client.cache.stats()).__name__)
+    errors_tree = {
+        n for n, c in vars(errors).items() if isinstance(c, type) and issubclass(c, errors.ToolkitError)
+    }
+    missing = sorted((returned | errors_tree) - set(toolkit.__all__))
+    assert not missing, f"public types not exported from toolkit: {missing}"
+    assert dataclasses.is_dataclass(toolkit.EtaVResult)

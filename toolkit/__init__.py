@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from .cache import CacheStats
 from .client import AsyncClient
+from .domains.logs import GrepTruncatedWarning, LogLines, LogSummary
+from .domains.provenance import Provenance
+from .domains.services import ServiceCheck
 from .errors import (
     ClientClosedError,
     ConfigurationError,
@@ -11,6 +15,7 @@ from .errors import (
     DatabaseQueryError,
     FileNotAccessibleError,
     InvalidPathError,
+    PrivilegedRoleWarning,
     QueryTimeoutError,
     ReadOnlyError,
     RecordNotFoundError,
@@ -18,12 +23,26 @@ from .errors import (
     ValidationError,
 )
 from .qa import QAReport, QARules
-from .records import CalTable, Image, ImageQA, Job, JobQA, MeasurementSet, MeasurementSetQA, Source, Stats
+from .records import (
+    CalTable,
+    Image,
+    ImageQA,
+    Job,
+    JobQA,
+    MeasurementSet,
+    MeasurementSetQA,
+    QueueGroup,
+    QueueStats,
+    Source,
+    Stats,
+)
+from .science import EtaVResult
 from .settings import Settings
 from .sync import Client, run
 
 __all__ = [
     "AsyncClient",
+    "CacheStats",
     "CalTable",
     "Client",
     "ClientClosedError",
@@ -31,19 +50,28 @@ __all__ = [
     "DatabaseConnectionError",
     "DatabaseError",
     "DatabaseQueryError",
+    "EtaVResult",
     "FileNotAccessibleError",
+    "GrepTruncatedWarning",
     "Image",
     "ImageQA",
     "InvalidPathError",
     "Job",
     "JobQA",
+    "LogLines",
+    "LogSummary",
     "MeasurementSet",
     "MeasurementSetQA",
+    "PrivilegedRoleWarning",
+    "Provenance",
     "QAReport",
     "QARules",
     "QueryTimeoutError",
+    "QueueGroup",
+    "QueueStats",
     "ReadOnlyError",
     "RecordNotFoundError",
+    "ServiceCheck",
     "Settings",
     "Source",
     "Stats",

@@ -13,6 +13,8 @@
             ├── QueryTimeoutError     interrupted at the query timeout
             └── ReadOnlyError         a write attempted on a read-only connection
 
+Warnings: ``PrivilegedRoleWarning`` (connected to PostgreSQL as a role that could write, by allow_privileged).
+
 Driver exceptions never leave the toolkit bare: they are translated at the backend boundary and kept as
 ``__cause__``.
 """
@@ -77,3 +79,7 @@ class QueryTimeoutError(DatabaseQueryError):
 
 class ReadOnlyError(DatabaseQueryError):
     """A write was attempted; the toolkit opens the pipeline's databases read-only."""
+
+
+class PrivilegedRoleWarning(UserWarning):
+    """Connected to PostgreSQL as a role that could write, because the caller passed allow_privileged."""

@@ -371,3 +371,25 @@ def test_reading_creates_no_file_but_sqlites_own_wal_companions(tmp_path: Path, 
         else:  # SQLite's shared-memory index and an empty log: what any reader of a WAL database makes
             assert created == {"products.sqlite3-wal", "products.sqlite3-shm"}
             assert (wal.parent / "products.sqlite3-wal").stat().st_size == 0
+
+
+async def test_a_connection_left_in_a_transaction_never_goes_back_to_the_pool(
+    site: DemoSite, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The authorizer refuses BEGIN from any statement; this is the safety net behind it, so the test opens a
+    # transaction past the authorizer, as a future bug might.
+    backend = await SQLiteBackend.open(
+        site.products_db, label="products database", origin="test", query_timeout=5, pool_size=1
+    )
+    try:
+        conn = await backend._acquire()
+        await conn.set_authorizer(None)
+        await conn.execute("BEGIN")
+        await conn.execute("SELECT COUNT(*) FROM images")
+        assert conn.in_transaction
+        await backend._release(conn)
+        assert "left in a transaction; rolled back" in caplog.text
+        assert conn not in backend._all and conn not in backend._idle
+        assert await backend.fetch_rows("SELECT 1") == [(1,)]  # a fresh connection serves the next call
+    finally:
+        await backend.aclose()

@@ -9,8 +9,7 @@ import warnings
 import asyncpg
 import pytest
 
-from toolkit import AsyncClient, ConfigurationError, DatabaseQueryError, ReadOnlyError
-from toolkit.db.postgres import PrivilegedRoleWarning
+from toolkit import AsyncClient, ConfigurationError, DatabaseQueryError, PrivilegedRoleWarning, ReadOnlyError
 
 from ..conftest import PostgresSite
 

@@ -40,6 +40,7 @@ from ..errors import (
     ConfigurationError,
     DatabaseConnectionError,
     DatabaseQueryError,
+    PrivilegedRoleWarning,
     QueryTimeoutError,
     ReadOnlyError,
     ValidationError,
@@ -80,14 +81,6 @@ _LOST_SIGNS = ("terminating connection", "server closed the connection", "no con
 
 class _AdbcConnectionLost(Exception):
     pass
-
-
-class PrivilegedRoleWarning(UserWarning):
-    """Connected to PostgreSQL as a role that could write, because the caller passed allow_privileged."""
-
-
-def is_postgres_url(value: object) -> bool:
-    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
 
 
 def redacted(url: str) -> str:

@@ -24,7 +24,6 @@ from ..schema import Kind
 from .query import Select
 
 QUEUE_STATES = ("collecting", "pending", "in_progress", "completed", "failed")
-FINISHED = ("completed", "failed")
 KINDS: dict[str, Kind] = {
     "group_id": "text",
     "state": "text",

@@ -234,11 +234,3 @@ def _series(array: pa.Array, index: pd.Index) -> pd.Series:
     series = frames.arrow_column(array, "text")
     series.index = index
     return series
-
-
-def worst_grade(grades: pd.Series) -> str:
-    """The worst of several grades (for a group): fail > warn > good > not assessed."""
-    for level in ("fail", "warn", "good"):
-        if (grades == level).any():
-            return level
-    return "not assessed"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import ipywidgets as w
@@ -27,7 +27,6 @@ class Choice:
     name: str
     label: str
     options: Sequence[str] | None = None
-    distinct_sql: str = ""  # SELECT DISTINCT ... to fill the options
 
 
 @dataclass(frozen=True)
@@ -47,7 +46,6 @@ class TableSpec:
     post: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     label_column: str = "path"
     descending: bool = True  # the first order shown (newest first for most tabs)
-    extra: Mapping[str, Any] = field(default_factory=dict)
 
 
 def html_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:
