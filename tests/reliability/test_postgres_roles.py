@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import warnings
 
 import asyncpg
 import pytest
 
-from toolkit import AsyncClient, ConfigurationError, DatabaseQueryError, PrivilegedRoleWarning, ReadOnlyError
+from toolkit import (
+    AsyncClient,
+    ClientClosedError,
+    ConfigurationError,
+    DatabaseConnectionError,
+    DatabaseQueryError,
+    PrivilegedRoleWarning,
+    ReadOnlyError,
+)
 
 from ..conftest import PostgresSite
 
@@ -81,3 +90,19 @@ async def test_nothing_a_reader_types_escapes_its_read(postgres_site: PostgresSi
         assert await admin.fetchval("SELECT current_setting('work_mem')") != "1GB"
     finally:
         await admin.close()
+
+
+async def test_close_interrupts_a_long_postgresql_query_within_a_second(postgres_site: PostgresSite) -> None:
+    client = AsyncClient(**postgres_site.settings_kwargs(), query_timeout=60)
+    await client.open()
+    running = asyncio.create_task(client.sql("SELECT pg_sleep(30)"))
+    backend = await client._connections.products()  # the bulk (ADBC) path, with a query as slow
+    bulk = asyncio.create_task(backend.fetch_frame("SELECT pg_sleep(30) AS slept", [], {}))
+    await asyncio.sleep(0.5)
+    started = time.perf_counter()
+    await client.aclose()
+    assert time.perf_counter() - started < 1.5
+    with pytest.raises((ClientClosedError, DatabaseConnectionError)):
+        await running
+    with pytest.raises((ClientClosedError, DatabaseQueryError, DatabaseConnectionError)):
+        await bulk

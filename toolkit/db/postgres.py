@@ -75,6 +75,7 @@ _LOST_CONNECTION = (
     asyncpg.ConnectionFailureError,
     ConnectionError,
 )
+CLOSE_GRACE = 0.5  # seconds aclose() lets cancelled queries settle before it drops their connections
 _LOST_SIGNS = ("terminating connection", "server closed the connection", "no connection to the server",
                "connection to server", "could not receive data", "could not send data")  # fmt: skip
 
@@ -145,6 +146,8 @@ class PostgresBackend:
         self._adbc_all: list[Any] = []
         self._adbc_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"contimg-pg-{label}")
+        self._in_flight: set[asyncio.Task[Any]] = set()
+        self._adbc_busy: set[Any] = set()
 
     @classmethod
     async def open(
@@ -236,9 +239,23 @@ class PostgresBackend:
             )
 
     async def aclose(self) -> None:
+        """Stop what is in flight (asyncpg cancels a cancelled query on the server; ADBC cancels through
+        libpq), then close: within about a second whatever was running."""
         if not self._closed:
             self._closed = True
-            await self._pool.close()
+            for task in list(self._in_flight):
+                task.cancel()
+            with self._adbc_lock:
+                busy = list(self._adbc_busy)
+            for cursor in busy:
+                with contextlib.suppress(Exception):
+                    cursor.adbc_cancel()
+            if self._in_flight:
+                await asyncio.wait(list(self._in_flight), timeout=CLOSE_GRACE)
+            try:
+                await asyncio.wait_for(self._pool.close(), CLOSE_GRACE)
+            except TimeoutError:
+                self._pool.terminate()
             self._executor.shutdown(wait=True)
             with self._adbc_lock:
                 for conn in self._adbc_all:
@@ -284,10 +301,14 @@ class PostgresBackend:
         healthy = True
         try:
             cursor = conn.cursor()
+            with self._adbc_lock:
+                self._adbc_busy.add(cursor)
             try:
                 cursor.execute(sql, params or None)
                 table = cursor.fetch_arrow_table()
             finally:
+                with self._adbc_lock:
+                    self._adbc_busy.discard(cursor)
                 cursor.close()
         except Exception as exc:
             healthy = False
@@ -323,6 +344,20 @@ class PostgresBackend:
         transaction that is always rolled back, so nothing they do (``set_config`` included) outlives them."""
         self._check_open()
         check_params(params)
+        task = asyncio.ensure_future(self._fetch_retrying(sql, params, max_rows))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+        try:
+            return await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if self._closed and current is not None and not current.cancelling():
+                raise ClientClosedError(f"the {self.label} connection was closed during the query") from None
+            raise
+
+    async def _fetch_retrying(
+        self, sql: str, params: Params, max_rows: int | None
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
         text, values = numbered(sql, params)
         try:
             return await self._fetch_once(sql, text, values, max_rows)
