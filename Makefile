@@ -13,11 +13,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check toolkit tests benchmarks
-	$(BIN)/ruff format --check toolkit tests benchmarks
+	$(BIN)/ruff check toolkit tests benchmarks scripts
+	$(BIN)/ruff format --check toolkit tests benchmarks scripts
+	$(BIN)/python scripts/generate_blocking.py --check
 
 typecheck: $(STAMP)
 	$(BIN)/mypy --strict toolkit
+	$(BIN)/mypy --strict tests/typing
 
 # The tests and benchmarks run beside a throwaway PostgreSQL server (scripts/with-postgres) when this machine
 # has PostgreSQL 15's binaries; the PostgreSQL tests skip without them (CI requires them).

@@ -51,20 +51,32 @@ def test_same_results_and_errors_as_the_async_client(site: DemoSite) -> None:
         assert client.images.get(1) == image
         with pytest.raises(RecordNotFoundError):
             client.images.get(10**9)
-        assert client.images.list.__doc__ == AsyncClient(**site.settings_kwargs()).images.list.__doc__
+        assert inspect.getdoc(client.images.list) == inspect.getdoc(
+            AsyncClient(**site.settings_kwargs()).images.list
+        )
 
 
-def test_every_async_method_is_mirrored(site: DemoSite) -> None:
+def test_every_async_method_is_mirrored_parameter_by_parameter(site: DemoSite) -> None:
+    """Same names, parameters, kinds, defaults and annotations; an async iterator becomes an Iterator."""
     a = AsyncClient(**site.settings_kwargs())
     with Client(**site.settings_kwargs()) as client:
-        for area in ("images", "ms", "sources", "jobs", "cal", "logs"):
-            names = {
-                n
-                for n, m in inspect.getmembers(getattr(a, area))
-                if not n.startswith("_") and callable(m) and n != "aclose"
-            }
-            assert names and all(callable(getattr(getattr(client, area), n)) for n in names), area
-        assert callable(client.stats) and callable(client.sql)
+        pairs = [(client, a, n) for n in ("stats", "sql", "provenance")]
+        for area in ("images", "ms", "sources", "jobs", "cal", "qa", "logs", "queue", "services"):
+            for name, method in inspect.getmembers(getattr(a, area)):
+                if name.startswith("_") or name == "aclose" or not callable(method):
+                    continue
+                pairs.append((getattr(client, area), getattr(a, area), name))
+        assert len(pairs) >= 39
+        for blocking_area, async_area, name in pairs:
+            ours, theirs = (
+                inspect.signature(getattr(blocking_area, name)),
+                inspect.signature(getattr(async_area, name)),
+            )
+            returns = str(theirs.return_annotation).replace("AsyncIterator[", "Iterator[")
+            assert ours == theirs.replace(return_annotation=returns), name
+            assert inspect.getdoc(getattr(blocking_area, name)) == inspect.getdoc(
+                getattr(async_area, name)
+            ), name
 
 
 async def test_works_inside_a_running_event_loop(site: DemoSite) -> None:
