@@ -45,3 +45,16 @@ def test_bad_settings(overrides: dict[str, object], message: str) -> None:
 def test_bad_environment_value_names_the_variable() -> None:
     with pytest.raises(ValidationError, match="CONTIMG_POOL_SIZE"):
         Settings.from_env({"CONTIMG_POOL_SIZE": "many"})
+
+
+def test_duration_settings_take_seconds_text_and_timedeltas() -> None:
+    from datetime import timedelta
+
+    from toolkit import Settings
+
+    assert Settings.from_env({}, products_db="x", query_timeout=timedelta(seconds=5)).query_timeout == 5.0
+    assert Settings.from_env({"CONTIMG_QUERY_TIMEOUT": "2min"}, products_db="x").query_timeout == 120.0
+    assert Settings.from_env({"CONTIMG_CACHE_TTL": "90"}, products_db="x").cache_ttl == 90.0
+    for bad in ("soon", "inf", "0", "-3"):
+        with pytest.raises(ValidationError):
+            Settings.from_env({"CONTIMG_QUERY_TIMEOUT": bad}, products_db="x")

@@ -91,7 +91,10 @@ class BlockingArea:
             return self._loop.run(wait())
         finally:
             # Never started (the client was closed): close it, or Python warns it was never awaited.
-            if inspect.iscoroutine(awaitable) and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED:
+            if (
+                inspect.iscoroutine(awaitable)
+                and inspect.getcoroutinestate(awaitable) == inspect.CORO_CREATED
+            ):
                 awaitable.close()
 
     def _iterate(self, source: AsyncIterator[T]) -> Iterator[T]:

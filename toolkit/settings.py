@@ -6,6 +6,7 @@ import os
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -188,12 +189,14 @@ def _services(value: str | Mapping[str, str] | tuple[Any, ...] | list[Any]) -> t
 
 
 def _seconds(value: Any) -> float:
-    """A duration setting: a number of seconds, or text such as "90s" or "2min" (one parser for all)."""
+    """A duration setting: a number of seconds, a ``timedelta``, or text such as "90s" or "2min" (the one
+    duration parser); "inf" and "nan" stay numbers, refused in ``__post_init__`` with the others."""
     if isinstance(value, str):
         try:
-            return float(value)  # "30", "inf", "nan": numbers, checked as such in __post_init__
+            return float(value)
         except ValueError:
-            pass
+            return to_duration(value, "the duration").total_seconds()
+    if isinstance(value, timedelta):
         return to_duration(value, "the duration").total_seconds()
     return value  # type: ignore[no-any-return]
 
