@@ -429,6 +429,8 @@ class PostgresBackend:
         self, parts: Sequence[tuple[str, Params]], kinds: Mapping[str, Kind], post: PostProcess | None = None
     ) -> pd.DataFrame:
         self._check_open()
+        for _, params in parts:
+            check_params(params)
         loop = asyncio.get_running_loop()
         work = [
             loop.run_in_executor(self._executor, self._arrow_frame, *numbered(sql, params), kinds, post)
