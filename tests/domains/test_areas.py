@@ -30,7 +30,7 @@ from toolkit.domains import listing as fetch_listing_module
 from toolkit.runids import run_id_for_ms
 from toolkit.schema import column_names
 
-from .conftest import source_db
+from ..conftest import source_db
 
 
 @contextmanager

@@ -18,7 +18,7 @@ from toolkit import AsyncClient, DatabaseConnectionError, QueryTimeoutError, Rea
 from toolkit.demo import DemoSite, build_demo_site
 from toolkit.migrate import migrate
 
-from .conftest import ENV_TEST_POSTGRES, PostgresSite
+from ..conftest import ENV_TEST_POSTGRES, PostgresSite
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from toolkit import (
 )
 from toolkit.demo import DemoSite, build_demo_site
 
-from .threads import live_threads, until_no_new_threads
+from ..threads import live_threads, until_no_new_threads
 
 RUNAWAY = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT COUNT(*) FROM r"
 

@@ -28,7 +28,7 @@ from toolkit.errors import FileNotAccessibleError
 from toolkit.qa import grade
 from toolkit.qa.rules import CATALOGUE
 
-from .conftest import CHROMIUM_ARGS, NOW, chromium_path
+from ..conftest import CHROMIUM_ARGS, NOW, chromium_path
 
 AS_OF = NOW.isoformat()
 

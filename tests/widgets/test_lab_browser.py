@@ -24,9 +24,9 @@ import pytest
 
 from toolkit.demo import DemoSite, build_demo_site
 
-from .conftest import CHROMIUM_ARGS, chromium_path
+from ..conftest import CHROMIUM_ARGS, chromium_path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent.parent
 
 
 @dataclass

@@ -19,7 +19,7 @@ import pytest
 from toolkit import AsyncClient, Client, ConfigurationError, RecordNotFoundError, ValidationError
 from toolkit.demo import DemoSite
 
-from .conftest import NOW
+from ..conftest import NOW
 
 AS_OF = NOW.isoformat()
 
