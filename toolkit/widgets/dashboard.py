@@ -90,15 +90,7 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         if seconds <= 0 or self.runner.closed:
             return
 
-        async def tick() -> None:
-            while True:
-                await asyncio.sleep(seconds)
-                self.refresh()
-
-        task = asyncio.get_running_loop().create_task(tick())
-        self.runner._tasks.add(task)
-        task.add_done_callback(self.runner._tasks.discard)
-        self._timer = task
+        self._timer = self.runner.every(seconds, self.refresh)
 
     async def settled(self) -> None:
         await self.runner.settled()

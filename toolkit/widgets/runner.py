@@ -83,6 +83,22 @@ class Runner:
         task.add_done_callback(self._tasks.discard)
         return task
 
+    def every(self, seconds: float, callback: Callable[[], None]) -> asyncio.Task[None] | None:
+        """Call ``callback`` on the kernel's loop every ``seconds`` (a refresh timer) until cancelled by
+        :meth:`cancel` or ``close()``."""
+        if self.closed:
+            return None
+
+        async def tick() -> None:
+            while True:
+                await asyncio.sleep(seconds)
+                callback()
+
+        task = _kernel_loop().create_task(tick())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
     async def _stream(self, work: Callable[[AsyncClient], Coroutine[Any, Any, None]]) -> None:
         if isinstance(self.client, Client):
             future = self.client.loop_thread.submit(work(self.api))
