@@ -77,12 +77,17 @@ class _Reader:
 
     def __init__(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-s", str(CHILD)],
+            [sys.executable, str(CHILD)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             close_fds=True,
-            env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
+            # The parent's import path, so the child finds pyarrow and ADBC wherever the parent did.
+            env={
+                **os.environ,
+                "PYTHONDONTWRITEBYTECODE": "1",
+                "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+            },
         )
         assert self.process.stdin is not None and self.process.stdout is not None
         self._in: IO[bytes] = self.process.stdin

@@ -121,10 +121,29 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
             _error(out, exc)
 
 
+def refuse_all(inp: BinaryIO, out: BinaryIO, exc: BaseException) -> None:
+    """Answer every request with the reason this process cannot read (a missing or broken install)."""
+    while len(header := inp.read(HEADER)) == HEADER:
+        inp.read(int.from_bytes(header, "little"))
+        _frame(
+            out,
+            b"E",
+            json.dumps({"kind": "error", "message": f"the Arrow reader cannot start: {exc}"}).encode(),
+        )
+        out.flush()
+
+
 def main() -> None:
     # Ctrl-C in a terminal reaches the whole process group: the toolkit decides what stops, and ends this
     # process itself when it must.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        import adbc_driver_manager  # noqa: F401 - checked here so that a broken install is reported, not a crash
+        import adbc_driver_sqlite  # noqa: F401
+        import pyarrow  # noqa: F401
+    except ImportError as exc:
+        refuse_all(sys.stdin.buffer, sys.stdout.buffer, exc)
+        return
     serve(sys.stdin.buffer, sys.stdout.buffer)
 
 
