@@ -49,6 +49,18 @@ class Dialect:
         return f"({column} IS NOT NULL AND NOT json_valid({column}))"
 
 
+@dataclass(frozen=True)
+class Probe:
+    """What a health check learned of a database without opening a client on it (``services.status``)."""
+
+    reachable: bool
+    error: str | None = None
+    refused: bool = False  # a server that answered "connection refused": stopped, not broken
+    size_bytes: int | None = None
+    wal_bytes: int | None = None
+    modified: float | None = None  # unix seconds of the last change (file or WAL)
+
+
 SQLITE = Dialect("sqlite")
 POSTGRESQL = Dialect("postgresql")
 

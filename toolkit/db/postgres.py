@@ -46,7 +46,7 @@ from ..errors import (
     ValidationError,
 )
 from ..schema import Kind
-from .base import POSTGRESQL, Catalog, Params, PostProcess
+from .base import POSTGRESQL, Catalog, Params, PostProcess, Probe
 from .sqlite import _brief, _user_frame
 
 T = TypeVar("T")
@@ -466,3 +466,21 @@ async def _json_as_text(conn: asyncpg.Connection) -> None:
         return value if isinstance(value, str) else text
 
     await conn.set_type_codec("json", encoder=str, decoder=decode, schema="pg_catalog")
+
+
+async def probe(url: str, limit: float) -> Probe:
+    """Connect read-only and ask for the database's size, within ``limit`` seconds."""
+    try:
+        async with asyncio.timeout(limit):
+            conn = await asyncpg.connect(url, server_settings={"default_transaction_read_only": "on"})
+            try:
+                size = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
+            finally:
+                await conn.close()
+    except TimeoutError:
+        return Probe(False, f"no answer within {limit:g} s")
+    except ConnectionRefusedError:
+        return Probe(False, "connection refused", refused=True)
+    except (OSError, asyncpg.PostgresError) as exc:
+        return Probe(False, str(exc) or type(exc).__name__)
+    return Probe(True, size_bytes=size)

@@ -46,7 +46,7 @@ from ..errors import (
     ValidationError,
 )
 from ..schema import Kind
-from .base import Catalog, Params, PostProcess
+from .base import Catalog, Params, PostProcess, Probe
 from .daemon import in_daemon_thread
 from .sqlite_arrow import READERS, ReaderError, ReaderStopped, Ticket
 from .statements import READ_PRAGMAS, READ_PRAGMAS_WITH_ARGUMENT
@@ -597,3 +597,22 @@ def _translate(exc: BaseException, label: str, sql: str) -> Exception:
             f"{label}: a value in the result is larger than {MAX_VALUE_BYTES // 2**20} MiB: {_brief(sql)}"
         )
     return DatabaseQueryError(f"{label} rejected the query ({message}): {_brief(sql)}")
+
+
+def probe(path: Path) -> Probe:
+    """Open ``path`` read-only, read its schema, and report its size, its WAL's and when it last changed.
+
+    Blocking, and possibly stuck on a hung filesystem: callers run it in a bounded daemon thread."""
+    try:
+        _check_file(path, "database", "the service check")
+        info = path.stat()
+        wal = Path(f"{path}-wal")
+        wal_info = wal.stat() if wal.exists() else None
+        with contextlib.closing(sqlite3.connect(read_only_uri(path), uri=True, timeout=1.0)) as conn:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except DatabaseConnectionError as exc:
+        return Probe(False, str(exc).split(" (set by")[0])
+    except (OSError, sqlite3.Error) as exc:
+        return Probe(False, f"cannot be read as SQLite: {exc}")
+    modified = max(info.st_mtime, wal_info.st_mtime if wal_info else 0.0)
+    return Probe(True, None, False, info.st_size, wal_info.st_size if wal_info else 0, modified)

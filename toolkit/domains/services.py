@@ -3,7 +3,8 @@
 One row per check: each configured database (opens read-only, size, WAL size, last change), each log
 folder (exists, readable, free disk), and each network endpoint from the settings (TCP connect, or an HTTP
 GET of its health path). All checks run at once, each bounded by ``timeout``, so ``status()`` returns within
-the largest timeout however many services are down. File checks run in one worker thread each; the network
+the largest timeout however many services are down. Database probes are the backends' own (`db.sqlite.probe`,
+`db.postgres.probe`); file checks run in bounded daemon threads; the network
 checks are plain asyncio streams.
 """
 
@@ -12,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import sqlite3
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -21,9 +21,10 @@ from typing import Any, ClassVar, Literal
 
 import pandas as pd
 
+from ..db.base import Probe
 from ..db.connections import Connections
 from ..db.daemon import in_daemon_thread
-from ..db.sqlite import read_only_uri
+from ..db.sqlite import probe as sqlite_probe
 from ..errors import ClientClosedError, RecordNotFoundError, ValidationError
 from ..records import Record
 from ..settings import Endpoint
@@ -70,31 +71,24 @@ class ServiceCheck(Record):
     free_bytes: int | None = None
 
 
-def _database(name: str, path: Path) -> ServiceCheck:
-    started = time.perf_counter()
-
-    def done(status: Status, error: str | None = None, **extra: Any) -> ServiceCheck:
-        ms = (time.perf_counter() - started) * 1000
-        return ServiceCheck(name, "database", str(path), status, ms, error, **extra)
-
-    if not path.exists():
-        return done("error", "file does not exist")
-    try:
-        stat = path.stat()
-        wal = Path(str(path) + "-wal")
-        wal_bytes = wal.stat().st_size if wal.exists() else 0
-        with sqlite3.connect(read_only_uri(path), uri=True, timeout=1.0) as conn:
-            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        conn.close()
-    except (OSError, sqlite3.Error) as exc:
-        return done("error", f"cannot be read as SQLite: {exc}")
-    modified = datetime.fromtimestamp(max(stat.st_mtime, wal.stat().st_mtime if wal_bytes else 0), tz=UTC)
-    extra = {"size_bytes": stat.st_size, "wal_bytes": wal_bytes, "modified_at": modified}
-    if wal_bytes > LARGE_WAL_BYTES and wal_bytes > stat.st_size:
-        return done(
-            "degraded", f"WAL is {wal_bytes:,} bytes, larger than the database: checkpoints lag", **extra
-        )
-    return done("running", None, **extra)
+def _database_check(name: str, target: str, probe: Probe, started: float) -> ServiceCheck:
+    """A database's probe as a check: running, degraded (a WAL that checkpoints do not keep up with),
+    stopped (the server refused) or error."""
+    ms = (time.perf_counter() - started) * 1000
+    if not probe.reachable:
+        status: Status = "stopped" if probe.refused else "error"
+        return ServiceCheck(name, "database", target, status, ms, probe.error)
+    modified = datetime.fromtimestamp(probe.modified, tz=UTC) if probe.modified is not None else None
+    extra: dict[str, Any] = {
+        "size_bytes": probe.size_bytes,
+        "wal_bytes": probe.wal_bytes,
+        "modified_at": modified,
+    }
+    wal, size = probe.wal_bytes or 0, probe.size_bytes or 0
+    if wal > LARGE_WAL_BYTES and wal > size:
+        error = f"WAL is {wal:,} bytes, larger than the database: checkpoints lag"
+        return ServiceCheck(name, "database", target, "degraded", ms, error, **extra)
+    return ServiceCheck(name, "database", target, "running", ms, None, **extra)
 
 
 def _log_dir(name: str, path: Path) -> ServiceCheck:
@@ -160,34 +154,6 @@ async def _network(endpoint: Endpoint, limit: float) -> ServiceCheck:
     return done("degraded", f"HTTP {code} {parts[2] if len(parts) > 2 else ''}".strip())
 
 
-async def _postgres(name: str, url: str, limit: float) -> ServiceCheck:
-    """A PostgreSQL database: connect read-only and ask for its size."""
-    import asyncpg
-
-    from ..db.postgres import redacted
-
-    started = time.perf_counter()
-
-    def done(status: Status, error: str | None = None, size: int | None = None) -> ServiceCheck:
-        ms = (time.perf_counter() - started) * 1000
-        return ServiceCheck(name, "database", redacted(url), status, ms, error, size_bytes=size)
-
-    try:
-        async with asyncio.timeout(limit):
-            conn = await asyncpg.connect(url, server_settings={"default_transaction_read_only": "on"})
-            try:
-                size = int(await conn.fetchval("SELECT pg_database_size(current_database())"))
-            finally:
-                await conn.close()
-    except TimeoutError:
-        return done("error", f"no answer within {limit:g} s")
-    except ConnectionRefusedError:
-        return done("stopped", "connection refused")
-    except (OSError, asyncpg.PostgresError) as exc:
-        return done("error", str(exc) or type(exc).__name__)
-    return done("running", None, size)
-
-
 class Services:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
@@ -209,11 +175,16 @@ class Services:
         async def one(name: str, kind: str, target: Any) -> ServiceCheck:
             if kind == "network":
                 return await _network(target, limit)
-            if isinstance(target, str):
-                return await _postgres(name, target, limit)
-            check = _database if kind == "database" else _log_dir
+            started = time.perf_counter()
+            if isinstance(target, str):  # a postgresql:// URL
+                from ..db.postgres import probe, redacted
+
+                return _database_check(name, redacted(target), await probe(target, limit), started)
             try:
-                return await in_daemon_thread(check, name, target, seconds=limit)
+                if kind == "database":
+                    found = await in_daemon_thread(sqlite_probe, target, seconds=limit)
+                    return _database_check(name, str(target), found, started)
+                return await in_daemon_thread(_log_dir, name, target, seconds=limit)
             except TimeoutError:
                 return ServiceCheck(
                     name, kind, str(target), "error", limit * 1000, f"no answer within {limit:g} s"
