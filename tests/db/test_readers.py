@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import pickle
 import subprocess
@@ -48,3 +49,36 @@ def test_a_read_returns_the_rows_sqlite_holds_and_errors_come_back_as_reader_err
     assert list(zip(table["id"].to_pylist(), table["path"].to_pylist(), strict=True)) == expected
     with pytest.raises(ReaderError, match="no such table"):
         READERS.read(uri, options, "SELECT * FROM no_such_table", [], Ticket())
+
+
+def _files_open_in_readers() -> set[str]:
+    """Every file the reader processes of this process hold open (from /proc)."""
+    import os
+    from pathlib import Path
+
+    opened: set[str] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if b"sqlite_arrow_child" not in (entry / "cmdline").read_bytes():
+                continue
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1]) != os.getpid():
+                continue
+            opened |= {os.readlink(fd) for fd in (entry / "fd").iterdir()}
+        except OSError:
+            continue
+    return opened
+
+
+async def test_a_closed_client_leaves_no_file_open_in_the_readers(site: DemoSite) -> None:
+    from toolkit import AsyncClient
+
+    db = str(site.products_db.resolve())
+    async with AsyncClient(**site.settings_kwargs()) as client:
+        await client.images.list()
+        await client.sources.measurements()
+        assert db in await asyncio.to_thread(_files_open_in_readers)
+    assert db not in await asyncio.to_thread(_files_open_in_readers)
+    async with AsyncClient(**site.settings_kwargs()) as client:  # and the readers still serve the next one
+        assert len(await client.images.list()) > 0

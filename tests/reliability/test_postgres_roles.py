@@ -104,5 +104,5 @@ async def test_close_interrupts_a_long_postgresql_query_within_a_second(postgres
     assert time.perf_counter() - started < 1.5
     with pytest.raises((ClientClosedError, DatabaseConnectionError)):
         await running
-    with pytest.raises((ClientClosedError, DatabaseQueryError, DatabaseConnectionError)):
+    with pytest.raises(ClientClosedError):
         await bulk

@@ -313,6 +313,8 @@ class PostgresBackend:
         except Exception as exc:
             healthy = False
             message = str(exc)
+            if self._closed:
+                raise ClientClosedError(f"the {self.label} connection was closed during the read") from exc
             if "statement timeout" in message or "canceling statement" in message:
                 raise QueryTimeoutError(
                     f"{self.label}: bulk read cancelled after the {self.timeout:g} s statement timeout"

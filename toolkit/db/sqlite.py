@@ -250,6 +250,10 @@ class SQLiteBackend:
             ticket.abandon()
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+        # Idle readers keep recent files open for the next read; this client's file is let go of now. (Another
+        # client of the same file simply reopens it in the reader on its next read.)
+        with contextlib.suppress(TimeoutError):
+            await in_daemon_thread(READERS.forget, self._uri, seconds=1.0)
         for conn in self._all:
             # A connection failing to close must not keep the others open.
             with contextlib.suppress(Exception):

@@ -110,6 +110,15 @@ class _Reader:
                 pipe.close()
         self.process.wait()
 
+    def forget(self, uri: str) -> None:
+        """Close ``uri`` in this reader (it keeps recently used files open otherwise)."""
+        request = pickle.dumps((uri, None, [], {}), protocol=pickle.HIGHEST_PROTOCOL)
+        self._in.write(len(request).to_bytes(HEADER, "little") + request)
+        self._in.flush()
+        tag, _ = self._frame()
+        if tag != b"D":
+            raise ReaderStopped(f"the reader process answered {tag!r} to a close")
+
     def read(self, uri: str, sql: str, params: Sequence[Any], options: dict[str, Any]) -> pa.Table:
         request = pickle.dumps((uri, sql, list(params), options), protocol=pickle.HIGHEST_PROTOCOL)
         try:
@@ -226,6 +235,19 @@ class ReaderPool:
     def _forget(self, reader: _Reader) -> None:
         self._all.discard(reader)
         reader.close()
+
+    def forget(self, uri: str) -> None:
+        """Have every idle reader close ``uri`` (its last client closed), so no file stays open on its behalf.
+        A reader that does not answer is ended."""
+        with self._lock:
+            idle = list(self._idle) if self._pid == os.getpid() else []
+            self._idle = []
+        for reader in idle:
+            try:
+                reader.forget(uri)
+            except (ReaderStopped, OSError, ValueError):
+                reader.kill()
+            self._release(reader)
 
     def close(self) -> None:
         """End every reader process, busy ones included (their reads raise ``ReaderStopped``)."""

@@ -12,7 +12,8 @@ implemented for SQLite).
 It imports only the standard library, pyarrow and the ADBC driver, so it starts in a fraction of a second.
 
 Protocol (stdin/stdout, one request at a time):
-  request   8-byte little-endian length, then a pickled ``(uri, sql, params, options)``
+  request   8-byte little-endian length, then a pickled ``(uri, sql, params, options)``; ``sql`` None
+            means "close ``uri``" and is answered with ``D``
   response  frames of a 1-byte tag, an 8-byte little-endian length and a body:
             ``S`` Arrow schema, ``B`` one record batch (IPC message), ``D`` done (empty body),
             ``E`` error (UTF-8 JSON: ``{"kind": "type_mismatch" | "error", "message": ...}``)
@@ -79,6 +80,12 @@ def serve(inp: BinaryIO, out: BinaryIO) -> None:
         if len(header) < HEADER:
             return  # the toolkit closed the pipe: its client is closing
         uri, sql, params, options = pickle.loads(inp.read(int.from_bytes(header, "little")))
+        if sql is None:  # the toolkit closed its last client on this file: let go of it
+            for key in [k for k in databases if k[0] == uri]:
+                close(*reversed(databases.pop(key)))
+            _frame(out, b"D", b"")
+            out.flush()
+            continue
         try:
             key = (uri, tuple(options["pragmas"]))
             if key in databases:
