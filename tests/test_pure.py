@@ -241,7 +241,7 @@ def test_rows_and_arrow_round_times_the_same_way() -> None:
 
 @pytest.mark.parametrize(
     ("value", "seconds"),
-    [(90, 90.0), (1.5, 1.5), ("90s", 90.0), ("90min", 5400.0), ("6h", 21600.0), ("2d", 172800.0),
+    [(90, 90.0), (1.5, 1.5), ("3600", 3600.0), (" 1.5 ", 1.5), ("90s", 90.0), ("90min", 5400.0), ("6h", 21600.0), ("2d", 172800.0),
      ("2 days", 172800.0), (timedelta(minutes=3), 180.0)],
 )  # fmt: skip
 def test_one_duration_parser_reads_bare_numbers_as_seconds(value: object, seconds: float) -> None:

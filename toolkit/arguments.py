@@ -174,6 +174,10 @@ def to_duration(value: DurationLike, name: str) -> timedelta:
             if not is_finite_number(value):
                 raise ValueError
             duration = timedelta(seconds=float(value))
+        elif isinstance(value, str) and re.fullmatch(r"\s*\d+(\.\d*)?\s*", value):
+            # Text that is a plain number is seconds too (the command line passes text); pandas would read
+            # it as nanoseconds.
+            duration = timedelta(seconds=float(value))
         elif isinstance(value, str) and len(value) <= 64:
             # pandas reads "2d" and "2 days"; its lower-case unit "d" is deprecated, so say it as "D".
             parsed = pd.Timedelta(re.sub(r"(?<=\d)\s*d\b", "D", value.strip()))
