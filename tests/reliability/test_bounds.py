@@ -393,3 +393,13 @@ async def test_a_connection_left_in_a_transaction_never_goes_back_to_the_pool(
         assert await backend.fetch_rows("SELECT 1") == [(1,)]  # a fresh connection serves the next call
     finally:
         await backend.aclose()
+
+
+async def test_grep_refuses_to_return_more_than_a_million_lines(site: DemoSite, tmp_path: Path) -> None:
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    (folder / "job-wide.log").write_text("x\n" * 1_100_000)
+    async with AsyncClient(**{**site.settings_kwargs(), "log_dirs": [folder]}) as client:
+        with pytest.raises(ValidationError, match="more than 1,000,000 lines"):
+            await client.logs.grep("job-wide", "x", context=1, max_matches=1_000_000)
+        assert len(await client.logs.grep("job-wide", "x", context=10, max_matches=200)) == 210

@@ -133,6 +133,22 @@ def _grep_lines(
     return _with_context(hits, lines.__getitem__, len(lines), context)
 
 
+def _too_many_lines() -> ValidationError:
+    return ValidationError(
+        f"grep would return more than {MAX_LINES:,} lines: lower context or max_matches, or narrow the pattern"
+    )
+
+
+def _grep_frame(rows: list[tuple[int, str, bool]]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "line_number": pd.array([r[0] for r in rows], dtype="Int64"),
+            "line": pd.array([r[1] for r in rows], dtype="str"),
+            "match": pd.array([r[2] for r in rows], dtype="boolean"),
+        }
+    )
+
+
 def _with_context(
     hits: list[int], line_at: Callable[[int], str], total: int, context: int
 ) -> list[tuple[int, str, bool]]:
@@ -140,6 +156,8 @@ def _with_context(
     wanted: set[int] = set()
     for i in hits:
         wanted.update(range(max(0, i - context), min(total, i + context + 1)))
+        if len(wanted) > MAX_LINES:
+            raise _too_many_lines()
     return [(i + 1, line_at(i), i in matched) for i in sorted(wanted)]
 
 
@@ -161,6 +179,8 @@ def _grep_blocks(
     def emit(index: int, raw: bytes, is_match: bool) -> None:
         known = rows.get(index)
         rows[index] = (raw, is_match or (known is not None and known[1]))
+        if len(rows) > MAX_LINES:
+            raise _too_many_lines()
 
     before: list[tuple[int, bytes]] = []  # the last `context` lines of the previous block
     pending_after = 0
@@ -313,7 +333,7 @@ class Logs:
         """Lines matching ``pattern`` (a regex, or plain text with ``regex=False``) with ``context`` lines
         around them: columns line_number, line, match.
 
-        Bounded: ``context`` at most 10,000 lines; at most ``max_matches`` matches (without it, 100,000, with a
+        Bounded: ``context`` at most 10,000 lines; at most 1,000,000 lines returned; at most ``max_matches`` matches (without it, 100,000, with a
         ``GrepTruncatedWarning`` when that many are found); the search stops with ``QueryTimeoutError`` at the
         query timeout (patterns use the ``regex`` module, whose searches can be stopped)."""
         if not isinstance(pattern, str) or not pattern or "\x00" in pattern:
@@ -347,13 +367,8 @@ class Logs:
                 GrepTruncatedWarning,
                 stacklevel=2,
             )
-        return pd.DataFrame(
-            {
-                "line_number": pd.array([r[0] for r in rows], dtype="Int64"),
-                "line": pd.array([r[1] for r in rows], dtype="str"),
-                "match": pd.array([r[2] for r in rows], dtype="boolean"),
-            }
-        )
+        # Up to a million lines: built in the worker, not on the loop.
+        return await self._run(_grep_frame, rows)
 
     async def frame(self, run_id: str) -> pd.DataFrame:
         """Parsed records: line_number, timestamp (UTC), level, logger, message; tracebacks folded into the
