@@ -379,7 +379,7 @@ class BlockingLogs(BlockingArea):
         """Lines matching ``pattern`` (a regex, or plain text with ``regex=False``) with ``context`` lines
         around them: columns line_number, line, match.
 
-        Bounded: ``context`` at most 10,000 lines; at most ``max_matches`` matches (without it, 100,000, with a
+        Bounded: ``context`` at most 10,000 lines; at most 1,000,000 lines returned; at most ``max_matches`` matches (without it, 100,000, with a
         ``GrepTruncatedWarning`` when that many are found); the search stops with ``QueryTimeoutError`` at the
         query timeout (patterns use the ``regex`` module, whose searches can be stopped)."""
         return self._run(
