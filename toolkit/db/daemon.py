@@ -21,6 +21,10 @@ async def in_daemon_thread(fn: Callable[..., T], *args: Any, seconds: float) -> 
     done: Future[T] = Future()
 
     def run() -> None:
+        # Once running, the future cannot be cancelled (a timed-out caller's cancel is then a no-op), so
+        # setting the result of a call that outlived its caller never raises in this thread.
+        if not done.set_running_or_notify_cancel():
+            return
         try:
             result = fn(*args)
         except BaseException as exc:
