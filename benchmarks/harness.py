@@ -13,6 +13,9 @@ from typing import Any
 
 from toolkit.demo import DemoSite, build_demo_site
 
+# What a user reading the whole photometry table would write (the bulk benchmarks' baseline query).
+BASELINE_SQL = "SELECT * FROM photometry ORDER BY id"
+
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".bench-cache"
 RESULTS = ROOT / "bench-results"

@@ -1,26 +1,27 @@
-"""Widget paging benchmark (issue: widgets): any page of any tab, server-side, on the scaled demo site."""
+"""Widget paging benchmark (issue: widgets): any page of any tab through ``area.page``, on the scaled demo site."""
 
 from __future__ import annotations
 
 import time
 from typing import Any
 
-from toolkit import AsyncClient
+from toolkit import AsyncClient, Page
 from toolkit.demo import DemoSite
 from toolkit.widgets.browser import SPECS
-from toolkit.widgets.paging import Cursor
 
 from .harness import Result, report
 
 PAGE = 50
 
 
-async def _timed(fn: Any, *args: Any) -> tuple[float, Any]:
+async def _timed(area: Any, **request: Any) -> tuple[float, Page]:
+    """Best of three ``area.page(**request)`` calls."""
     best, result = float("inf"), None
     for _ in range(3):
         started = time.perf_counter()
-        result = await fn(*args)
+        result = await area.page(**request)
         best = min(best, time.perf_counter() - started)
+    assert result is not None
     return best, result
 
 
@@ -28,31 +29,26 @@ async def run(site: DemoSite) -> bool:
     results: list[Result] = []
     async with AsyncClient(**site.settings_kwargs(), cache_bytes=0) as client:
         for name, spec in SPECS.items():
-            db = await spec.backend(client)
+            area: Any = getattr(client, spec.area)
             for sort_label, sort in spec.sorts.items():
-                q = spec.build(db, {}).sorted_by(sort, sort != "p.source_id")
-                count_sql, count_params = q.count()
-                count = (await db.fetch_rows(count_sql, count_params))[0][0]
-                deep = max(0, min(count, 10_000) - PAGE - 1)
+                order = {"sort": sort, "descending": spec.descending, "size": PAGE}
                 times: dict[str, float] = {}
-                times["count"], _ = await _timed(db.fetch_rows, count_sql, count_params)
-                times["first"], _ = await _timed(db.fetch_frame, *q.page(PAGE), spec.kinds, spec.post)
-                times["jump"], found = await _timed(db.fetch_rows, *q.cursor_at(deep))
-                cursor = Cursor(found[0][0], found[0][1]) if found else None
-                times["deep"], _ = await _timed(
-                    db.fetch_frame, *q.page(PAGE, after=cursor), spec.kinds, spec.post
-                )
-                times["last"], _ = await _timed(db.fetch_frame, *q.last_page(PAGE), spec.kinds, spec.post)
+                times["count"], counted = await _timed(area, count=True, **order)
+                deep_page = max(1, (min(counted.count or 0, 10_000) - PAGE - 1) // PAGE)
+                times["first"], _ = await _timed(area, count=False, **order)
+                times["jump"], jumped = await _timed(area, number=deep_page, count=False, **order)
+                times["deep"], _ = await _timed(area, after=jumped.next, count=False, **order)
+                times["last"], _ = await _timed(area, last=True, count=False, **order)
                 worst = max(times, key=lambda k: times[k])
                 results.append(
                     Result(
                         f"{name} by {sort_label}: slowest page",
                         times[worst] * 1000,
                         times["first"] * 1000,
-                        f"first page (slowest: {worst}; deep = row {deep:,}; also count, jump, last)",
+                        f"first page (slowest: {worst}; deep = page {deep_page + 1:,}; also count, jump, last)",
                         "<= 100 ms",
                         times[worst] <= 0.100,
                         unit="ms",
                     )
                 )
-    return report("Widget paging (server side, 50 rows a page)", results, "widgets.json")
+    return report("Widget paging (client.<area>.page, 50 rows a page)", results, "widgets.json")

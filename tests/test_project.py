@@ -14,7 +14,8 @@ import yaml
 import toolkit
 from tests.conftest import NOW
 from toolkit.demo import SMALL, build_demo_site
-from toolkit.schema import MS_STAGES, OLDER
+from toolkit.schema import OLDER
+from toolkit.vocab import MS_STAGES
 
 ROOT = Path(__file__).resolve().parent.parent
 

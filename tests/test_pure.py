@@ -108,24 +108,26 @@ def test_missing_columns_are_selected_as_null() -> None:
 
 def test_filters_are_bound_never_pasted() -> None:
     evil = "x'; DROP TABLE images; --"
-    sql, params = images.list_select(NEWER_CATALOG, type=evil, ms_path=evil, limit=5, offset=10).build()
+    filters = images.ImageFilters(type=evil, ms_path=evil, search=evil)
+    sql, params = images.list_select(NEWER_CATALOG, filters, limit=5, offset=10).build()
     assert evil not in sql and params.count(evil) == 2 and params[-2:] == [5, 10]
+    assert f"%{evil}%" in params
     q = Select(["a"], "t").filter_in("a", ["x", "y"]).filter_range("b", 1, None)
     assert q.build() == ("SELECT a FROM t WHERE (a IN (?, ?)) AND (b >= ?)", ["x", "y", 1])
 
 
 def test_jobs_are_derived_from_ms_index_without_a_jobs_table() -> None:
-    sql, _ = jobs.list_query(OLDER_CATALOG)
+    sql, _ = jobs.list_select(OLDER_CATALOG, jobs.JobFilters()).build()
     assert "FROM ms_index AS m" in sql and "1 AS derived" in sql
-    sql, _ = jobs.list_query(NEWER_CATALOG)
+    sql, _ = jobs.list_select(NEWER_CATALOG, jobs.JobFilters()).build()
     assert "FROM jobs AS j" in sql and "0 AS derived" in sql
 
 
 def test_job_lookup_by_derived_run_id_matches_the_ms_name() -> None:
-    _, params = jobs.get_query(NEWER_CATALOG, "job-2025-10-05-123000")
+    _, params = jobs.get_select(NEWER_CATALOG, "job-2025-10-05-123000").build()
     assert params[:2] == ["job-2025-10-05-123000", "%/2025-10-05T12:30:00.ms"]
     with pytest.raises(RecordNotFoundError):
-        jobs.get_query(OLDER_CATALOG, "not-derived")
+        jobs.get_select(OLDER_CATALOG, "not-derived")
 
 
 def test_unknown_photometry_columns_are_refused() -> None:
@@ -276,3 +278,16 @@ def test_printf_widths_are_read_as_sqlite_reads_them(
     from toolkit.db.sqlite import printf_widths
 
     assert printf_widths(fmt, args) == sizes
+
+
+def test_the_stage_rule_in_sql_is_the_stage_table() -> None:
+    """Listings' ``qa_grade`` (SQL) and QA's fallback (the dict) come from one table and agree on every stage."""
+    import sqlite3
+
+    from toolkit.vocab import MS_STAGES, STAGE_GRADES, stage_grade_sql
+
+    conn = sqlite3.connect(":memory:")
+    for stage in [*MS_STAGES, None, "renamed_later"]:
+        (got,) = conn.execute(f"SELECT {stage_grade_sql('s')} FROM (SELECT ? AS s)", [stage]).fetchone()
+        want = None if stage is None else STAGE_GRADES.get(stage, "fail")
+        assert got == want, stage

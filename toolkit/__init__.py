@@ -4,9 +4,16 @@ from __future__ import annotations
 
 from .cache import CacheStats
 from .client import AsyncClient
+from .domains.cal import CalFilters
+from .domains.images import ImageFilters
+from .domains.jobs import JobFilters
 from .domains.logs import GrepTruncatedWarning, LogLines, LogSummary
+from .domains.ms import MSFilters
+from .domains.paging import Cursor, Page
 from .domains.provenance import Provenance
+from .domains.queue import QueueFilters
 from .domains.services import ServiceCheck
+from .domains.sources import SourceFilters
 from .errors import (
     ClientClosedError,
     ConfigurationError,
@@ -43,10 +50,12 @@ from .sync import Client, run
 __all__ = [
     "AsyncClient",
     "CacheStats",
+    "CalFilters",
     "CalTable",
     "Client",
     "ClientClosedError",
     "ConfigurationError",
+    "Cursor",
     "DatabaseConnectionError",
     "DatabaseError",
     "DatabaseQueryError",
@@ -54,19 +63,24 @@ __all__ = [
     "FileNotAccessibleError",
     "GrepTruncatedWarning",
     "Image",
+    "ImageFilters",
     "ImageQA",
     "InvalidPathError",
     "Job",
+    "JobFilters",
     "JobQA",
     "LogLines",
     "LogSummary",
+    "MSFilters",
     "MeasurementSet",
     "MeasurementSetQA",
+    "Page",
     "PrivilegedRoleWarning",
     "Provenance",
     "QAReport",
     "QARules",
     "QueryTimeoutError",
+    "QueueFilters",
     "QueueGroup",
     "QueueStats",
     "ReadOnlyError",
@@ -74,6 +88,7 @@ __all__ = [
     "ServiceCheck",
     "Settings",
     "Source",
+    "SourceFilters",
     "Stats",
     "ToolkitError",
     "ValidationError",

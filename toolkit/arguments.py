@@ -11,9 +11,8 @@ from typing import Any
 import pandas as pd
 
 from .errors import ValidationError
+from .mjd import unix_to_mjd
 
-MJD_UNIX_EPOCH = 40587.0
-SECONDS_PER_DAY = 86400.0
 TimeLike = datetime | date | str | pd.Timestamp
 # Integers the databases store (SQLite and PostgreSQL bigint): anything larger cannot name a row.
 MAX_INT64 = 2**63 - 1
@@ -62,8 +61,7 @@ def to_unix(value: TimeLike | None, name: str) -> float | None:
 
 
 def to_mjd(value: TimeLike | None, name: str) -> float | None:
-    seconds = to_unix(value, name)
-    return None if seconds is None else seconds / SECONDS_PER_DAY + MJD_UNIX_EPOCH
+    return unix_to_mjd(to_unix(value, name))
 
 
 def check_time_range(since: TimeLike | None, until: TimeLike | None) -> tuple[float | None, float | None]:

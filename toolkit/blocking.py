@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 from .loop_thread import BlockingArea
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
     from datetime import timedelta
     from pathlib import Path
     from typing import Any
@@ -20,16 +20,17 @@ if TYPE_CHECKING:
     from . import science
     from .arguments import TimeLike
     from .client import AsyncClient
-    from .domains.cal import CalTables
-    from .domains.images import Images
-    from .domains.jobs import Jobs
+    from .domains.cal import CalFilters, CalTables
+    from .domains.images import ImageFilters, Images
+    from .domains.jobs import JobFilters, Jobs
     from .domains.logs import LogLines, Logs, LogSummary
-    from .domains.ms import MeasurementSets
+    from .domains.ms import MeasurementSets, MSFilters
+    from .domains.paging import Cursor, Page
     from .domains.provenance import Provenance
     from .domains.qa import QA, RulesLike
-    from .domains.queue import Queue
+    from .domains.queue import Queue, QueueFilters
     from .domains.services import Services
-    from .domains.sources import Sources
+    from .domains.sources import SourceFilters, Sources
     from .qa.report import QAReport
     from .records import (
         CalTable,
@@ -62,14 +63,58 @@ class BlockingImages(BlockingArea):
         ms_path: str | None = None,
         since: TimeLike | None = None,
         until: TimeLike | None = None,
+        search: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
         """Images, newest first, with every ``images`` column plus ``qa_grade`` and ``run_id``.
 
-        ``since``/``until`` bound ``created_at``; ``type`` takes one type or a list."""
+        ``since``/``until`` bound ``created_at``; ``type`` takes one type or a list; ``search`` keeps paths
+        containing that text."""
         return self._run(
-            self._area.list(type=type, ms_path=ms_path, since=since, until=until, limit=limit, offset=offset)
+            self._area.list(
+                type=type,
+                ms_path=ms_path,
+                since=since,
+                until=until,
+                search=search,
+                limit=limit,
+                offset=offset,
+            )
+        )
+
+    def page(
+        self,
+        filters: ImageFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "created_at",
+        descending: bool = True,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of images, newest first by default, with :meth:`list`'s filters (an ``ImageFilters``
+        or a dict such as ``{"type": "pbcor"}``).
+
+        Pass ``page.next`` as ``after`` for the following page and ``page.previous`` as ``before`` for the
+        one before; ``number`` jumps to a page (1 is the first) and ``last`` to the last. ``sort`` is a
+        column: created_at, noise_jy, dynamic_range, beam_major_arcsec, type, path or id. ``size`` is 1 to
+        1,000 rows; ``count`` adds how many rows match, capped at 10,000."""
+        return self._run(
+            self._area.page(
+                filters,
+                sort=sort,
+                descending=descending,
+                after=after,
+                before=before,
+                number=number,
+                last=last,
+                size=size,
+                count=count,
+            )
         )
 
 
@@ -89,14 +134,55 @@ class BlockingMeasurementSets(BlockingArea):
         status: str | list[str] | None = None,
         since: TimeLike | None = None,
         until: TimeLike | None = None,
+        search: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
         """Measurement sets, newest observation first, with ``qa_grade`` and ``run_id``.
 
-        ``since``/``until`` bound the observation time (``mid_mjd``)."""
+        ``since``/``until`` bound the observation time (``mid_mjd``); ``search`` keeps paths containing
+        that text."""
         return self._run(
-            self._area.list(stage=stage, status=status, since=since, until=until, limit=limit, offset=offset)
+            self._area.list(
+                stage=stage,
+                status=status,
+                since=since,
+                until=until,
+                search=search,
+                limit=limit,
+                offset=offset,
+            )
+        )
+
+    def page(
+        self,
+        filters: MSFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "mid_mjd",
+        descending: bool = True,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of measurement sets, newest observation first by default, with :meth:`list`'s filters
+        (an ``MSFilters`` or a dict such as ``{"stage": "calibrated"}``).
+
+        Paging as in ``images.page``; ``sort`` is mid_mjd, path, stage or status."""
+        return self._run(
+            self._area.page(
+                filters,
+                sort=sort,
+                descending=descending,
+                after=after,
+                before=before,
+                number=number,
+                last=last,
+                size=size,
+                count=count,
+            )
         )
 
 
@@ -152,13 +238,21 @@ class BlockingSources(BlockingArea):
         return self._run(self._area.lightcurve(source_id, start_mjd=start_mjd, end_mjd=end_mjd))
 
     def list(
-        self, *, min_detections: int | None = None, limit: int | None = None, offset: int = 0
+        self,
+        *,
+        min_detections: int | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> pd.DataFrame:
         """One row per source: position, number of measurements, first/last MJD, mean and max flux.
 
-        ``min_detections`` keeps sources with at least that many photometry rows (the pipeline's meaning).
+        ``min_detections`` keeps sources with at least that many photometry rows (the pipeline's meaning);
+        ``search`` keeps source ids containing that text.
         Fluxes fall back to the peak brightness where the integrated flux is missing."""
-        return self._run(self._area.list(min_detections=min_detections, limit=limit, offset=offset))
+        return self._run(
+            self._area.list(min_detections=min_detections, search=search, limit=limit, offset=offset)
+        )
 
     def measurements(
         self,
@@ -172,6 +266,35 @@ class BlockingSources(BlockingArea):
         return self._run(
             self._area.measurements(
                 source_ids=source_ids, start_mjd=start_mjd, end_mjd=end_mjd, columns=columns
+            )
+        )
+
+    def page(
+        self,
+        filters: SourceFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "source_id",
+        descending: bool = False,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of sources in source id order, with :meth:`list`'s filters (a ``SourceFilters`` or a
+        dict such as ``{"min_detections": 10}``). Paging as in ``images.page``."""
+        return self._run(
+            self._area.page(
+                filters,
+                sort=sort,
+                descending=descending,
+                after=after,
+                before=before,
+                number=number,
+                last=last,
+                size=size,
+                count=count,
             )
         )
 
@@ -221,14 +344,51 @@ class BlockingJobs(BlockingArea):
         status: str | list[str] | None = None,
         since: TimeLike | None = None,
         until: TimeLike | None = None,
+        search: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
         """Jobs, newest first, with ``run_id`` (derived where not stored), ``duration_s`` and ``output_image``.
 
-        ``since``/``until`` bound ``created_at``. On a database without a ``jobs`` table there is one job
-        per MS (``derived`` is true), as the pipeline shows them."""
-        return self._run(self._area.list(status=status, since=since, until=until, limit=limit, offset=offset))
+        ``since``/``until`` bound ``created_at``; ``search`` keeps jobs whose MS path contains that text. On a
+        database without a ``jobs`` table there is one job per MS (``derived`` is true), as the pipeline
+        shows them."""
+        return self._run(
+            self._area.list(
+                status=status, since=since, until=until, search=search, limit=limit, offset=offset
+            )
+        )
+
+    def page(
+        self,
+        filters: JobFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "created_at",
+        descending: bool = True,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of jobs, newest first by default, with :meth:`list`'s filters (a ``JobFilters`` or a
+        dict such as ``{"status": "failed"}``).
+
+        Paging as in ``images.page``; ``sort`` is created_at, id or status."""
+        return self._run(
+            self._area.page(
+                filters,
+                sort=sort,
+                descending=descending,
+                after=after,
+                before=before,
+                number=number,
+                last=last,
+                size=size,
+                count=count,
+            )
+        )
 
 
 class BlockingCalTables(BlockingArea):
@@ -247,13 +407,50 @@ class BlockingCalTables(BlockingArea):
         table_type: str | list[str] | None = None,
         status: str | list[str] | None = None,
         valid_at_mjd: float | None = None,
+        search: str | None = None,
     ) -> pd.DataFrame:
         """Calibration tables, newest validity window first, each set in apply order.
 
-        ``valid_at_mjd`` keeps the tables whose validity window contains that MJD (the ones in force then)."""
+        ``valid_at_mjd`` keeps the tables whose validity window contains that MJD (the ones in force then);
+        ``search`` keeps sets whose name contains that text."""
         return self._run(
             self._area.list(
-                set_name=set_name, table_type=table_type, status=status, valid_at_mjd=valid_at_mjd
+                set_name=set_name,
+                table_type=table_type,
+                status=status,
+                valid_at_mjd=valid_at_mjd,
+                search=search,
+            )
+        )
+
+    def page(
+        self,
+        filters: CalFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "valid_start_mjd",
+        descending: bool = True,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of calibration tables, newest validity window first by default, with :meth:`list`'s
+        filters (a ``CalFilters`` or a dict such as ``{"status": "active"}``).
+
+        Paging as in ``images.page``; ``sort`` is valid_start_mjd, set_name or id."""
+        return self._run(
+            self._area.page(
+                filters,
+                sort=sort,
+                descending=descending,
+                after=after,
+                before=before,
+                number=number,
+                last=last,
+                size=size,
+                count=count,
             )
         )
 
@@ -421,12 +618,46 @@ class BlockingQueue(BlockingArea):
         state: str | list[str] | None = None,
         since: TimeLike | None = None,
         until: TimeLike | None = None,
+        search: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
         """Queue groups, newest first, with how many subband files arrived (``n_subbands``) and how many are
-        missing. ``since``/``until`` bound ``received_at``."""
-        return self._run(self._area.list(state=state, since=since, until=until, limit=limit, offset=offset))
+        missing. ``since``/``until`` bound ``received_at``; ``search`` keeps group ids containing that text."""
+        return self._run(
+            self._area.list(state=state, since=since, until=until, search=search, limit=limit, offset=offset)
+        )
+
+    def page(
+        self,
+        filters: QueueFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "received_at",
+        descending: bool = True,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of queue groups, newest first by default, with :meth:`list`'s filters (a
+        ``QueueFilters`` or a dict such as ``{"state": "pending"}``).
+
+        Paging as in ``images.page``; ``sort`` is received_at, last_update or group_id."""
+        return self._run(
+            self._area.page(
+                filters,
+                sort=sort,
+                descending=descending,
+                after=after,
+                before=before,
+                number=number,
+                last=last,
+                size=size,
+                count=count,
+            )
+        )
 
     def stats(self, *, as_of: TimeLike | None = None) -> QueueStats:
         """Counts by state and by processing stage, the oldest pending group and its age, and retries."""

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Self
 
 import pandas as pd
 
@@ -60,7 +61,7 @@ class Record:
     """Behaviour shared by every record; subclasses are frozen dataclasses."""
 
     @classmethod
-    def from_row(cls, row: dict[str, Any], **values: Any) -> Any:
+    def from_row(cls, row: Mapping[str, Any], **values: Any) -> Self:
         """Build from a row (plain values), taking each field from the row unless given in ``values``."""
         names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
         return cls(**{name: values[name] if name in values else row.get(name) for name in names})

@@ -37,3 +37,16 @@ def ms_name_for_run_id(run_id: str) -> str | None:
         return None
     date, hh, mm, ss = match.groups()
     return f"{date}T{hh}:{mm}:{ss}.ms"
+
+
+def fill_run_ids(frame: pd.DataFrame, ms_path_column: str = "ms_path") -> pd.DataFrame:
+    """Where the jobs table gave no ``run_id``, derive the pipeline's one from the MS name."""
+    missing = frame["run_id"].isna() & frame[ms_path_column].notna()
+    if missing.any():
+        frame.loc[missing, "run_id"] = run_ids_for_ms(frame.loc[missing, ms_path_column])
+    return frame
+
+
+def fill_ms_run_ids(frame: pd.DataFrame) -> pd.DataFrame:
+    """``fill_run_ids`` for frames of MS, whose MS path is ``path``."""
+    return fill_run_ids(frame, "path")

@@ -196,16 +196,6 @@ OLDER: Final[dict[str, tuple[str, ...]]] = {
     "jobs": tuple(name for name, _ in JOBS if name != "run_id"),
 }
 
-TABLE_TYPES: Final[tuple[str, ...]] = ("K", "BA", "BP", "GA", "GP", "2G", "FLUX")
-MS_STAGES: Final[tuple[str, ...]] = (
-    "ingested",
-    "converted",
-    "calibrated",
-    "imaged",
-    "mosaicked",
-    "cataloged",
-)
-
 
 def kinds(table: str) -> dict[str, Kind]:
     return dict(NEWER[table])

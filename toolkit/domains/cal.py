@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -13,37 +15,74 @@ from ..db.base import Backend, Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError
 from ..records import CalTable, parse_json
-from ..schema import TABLE_TYPES, Kind, kinds
-from .filters import explain_empty
+from ..schema import Kind, kinds
+from ..vocab import CAL_STATUSES, TABLE_TYPES
+from .filters import Filters, explain_empty
+from .paging import Cursor, Keyset, Listing, Page
 from .query import Select, select_columns
 
 KINDS: dict[str, Kind] = kinds("caltables")
-CAL_STATUSES = ("active", "retired", "failed")
 
 
-def list_query(
-    catalog: Catalog,
-    *,
-    set_name: str | None = None,
-    table_type: str | list[str] | None = None,
-    status: str | list[str] | None = None,
-    valid_at_mjd: float | None = None,
-) -> tuple[str, list[Any]]:
-    q = Select(select_columns(catalog, "caltables", "c"), "caltables AS c")
-    if set_name is not None:
-        q.filter("c.set_name = ?", check_text(set_name, "set_name"))
-    q.filter_in("c.table_type", check_choices(table_type, "table_type"))
-    q.filter_in("c.status", check_choices(status, "status"))
-    at = check_number(valid_at_mjd, "valid_at_mjd")
-    if at is not None:
-        q.filter("c.valid_start_mjd <= ? AND c.valid_end_mjd >= ?", at, at)
+@dataclass(frozen=True)
+class CalFilters(Filters):
+    """What ``cal.list``/``cal.page`` keep.
+
+    ``set_name``: one set; ``table_type``/``status``: one value or a list; ``valid_at_mjd``: tables whose
+    validity window contains that MJD (the ones in force then); ``search``: the set name contains this text.
+    """
+
+    set_name: str | None = None
+    table_type: str | list[str] | None = None
+    status: str | list[str] | None = None
+    valid_at_mjd: float | None = None
+    search: str | None = None
+
+    def apply(self, q: Select, catalog: Catalog) -> Select:
+        if self.set_name is not None:
+            q.filter("c.set_name = ?", check_text(self.set_name, "set_name"))
+        q.filter_in("c.table_type", check_choices(self.table_type, "table_type"))
+        q.filter_in("c.status", check_choices(self.status, "status"))
+        at = check_number(self.valid_at_mjd, "valid_at_mjd")
+        if at is not None:
+            q.filter("c.valid_start_mjd <= ? AND c.valid_end_mjd >= ?", at, at)
+        return q.filter_contains("c.set_name", self.search)
+
+    async def explain(self, db: Backend) -> None:
+        for column, value, valid in (
+            ("table_type", self.table_type, TABLE_TYPES),
+            ("status", self.status, CAL_STATUSES),
+        ):
+            if value is not None:
+                await explain_empty(db, "caltables", column, check_choices(value, column) or [], valid)
+
+
+def select(catalog: Catalog) -> Select:
+    return Select(select_columns(catalog, "caltables", "c"), "caltables AS c")
+
+
+def list_select(catalog: Catalog, filters: CalFilters) -> Select:
+    q = filters.apply(select(catalog), catalog)
     q.order_by = "c.valid_start_mjd DESC, c.set_name, c.order_index, c.id"
-    return q.build()
+    return q
 
 
-def applied_query(catalog: Catalog, ms_path: str, mid_mjd: float | None) -> tuple[str, list[Any]]:
+LISTING = Listing(
+    Keyset(
+        key="c.id",
+        key_column="id",
+        table="caltables",
+        sorts={"valid_start_mjd": "c.valid_start_mjd", "set_name": "c.set_name", "id": "c.id"},
+    ),
+    CalFilters,
+    select,
+    KINDS,
+)
+
+
+def applied_select(catalog: Catalog, ms_path: str, mid_mjd: float | None) -> Select:
     """Tables that could have been applied to an MS: valid at its mid time, or solved from it; not failed."""
-    q = Select(select_columns(catalog, "caltables", "c"), "caltables AS c")
+    q = select(catalog)
     if mid_mjd is None:
         q.filter("c.source_ms_path = ?", ms_path)
     else:
@@ -58,16 +97,16 @@ def applied_query(catalog: Catalog, ms_path: str, mid_mjd: float | None) -> tupl
     q.order_by = (
         "CASE WHEN c.status = 'active' THEN 0 ELSE 1 END, c.created_at DESC, c.set_name, c.order_index"
     )
-    return q.build()
+    return q
 
 
-def caltable_from_row(row: dict[str, Any]) -> CalTable:
-    table: CalTable = CalTable.from_row(
+def caltable_from_row(row: Mapping[str, Any]) -> CalTable:
+    """A table with its JSON columns parsed."""
+    return CalTable.from_row(
         row,
         solver_params=parse_json(row.get("solver_params")),
         quality_metrics=parse_json(row.get("quality_metrics")),
     )
-    return table
 
 
 def one_set_in_apply_order(frame: pd.DataFrame) -> tuple[CalTable, ...]:
@@ -79,7 +118,7 @@ def one_set_in_apply_order(frame: pd.DataFrame) -> tuple[CalTable, ...]:
 
 
 async def applied_tables(db: Backend, ms_path: str, mid_mjd: float | None) -> tuple[CalTable, ...]:
-    sql, params = applied_query(db.catalog, ms_path, mid_mjd)
+    sql, params = applied_select(db.catalog, ms_path, mid_mjd).build()
     return one_set_in_apply_order(await db.fetch_frame(sql, params, KINDS))
 
 
@@ -95,30 +134,51 @@ class CalTables:
         table_type: str | list[str] | None = None,
         status: str | list[str] | None = None,
         valid_at_mjd: float | None = None,
+        search: str | None = None,
     ) -> pd.DataFrame:
         """Calibration tables, newest validity window first, each set in apply order.
 
-        ``valid_at_mjd`` keeps the tables whose validity window contains that MJD (the ones in force then).
+        ``valid_at_mjd`` keeps the tables whose validity window contains that MJD (the ones in force then);
+        ``search`` keeps sets whose name contains that text.
         """
-        db = await self._connections.require_calibration()
-        sql, params = list_query(
-            db.catalog, set_name=set_name, table_type=table_type, status=status, valid_at_mjd=valid_at_mjd
+        filters = CalFilters(
+            set_name=set_name, table_type=table_type, status=status, valid_at_mjd=valid_at_mjd, search=search
         )
+        db = await self._connections.require_calibration()
+        sql, params = list_select(db.catalog, filters).build()
         frame = await db.fetch_frame(sql, params, KINDS)
         if frame.empty:
-            for column, value, valid in (
-                ("table_type", table_type, TABLE_TYPES),
-                ("status", status, CAL_STATUSES),
-            ):
-                if value is not None:
-                    await explain_empty(db, "caltables", column, check_choices(value, column) or [], valid)
+            await filters.explain(db)
         return frame
+
+    async def page(
+        self,
+        filters: CalFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "valid_start_mjd",
+        descending: bool = True,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of calibration tables, newest validity window first by default, with :meth:`list`'s
+        filters (a ``CalFilters`` or a dict such as ``{"status": "active"}``).
+
+        Paging as in ``images.page``; ``sort`` is valid_start_mjd, set_name or id.
+        """
+        db = await self._connections.require_calibration()
+        return await LISTING.page(
+            db, filters, sort=sort, descending=descending, after=after, before=before, number=number,
+            last=last, size=size, count=count,
+        )  # fmt: skip
 
     async def get(self, path: str) -> CalTable:
         """One calibration table by path, its JSON columns parsed."""
         db = await self._connections.require_calibration()
-        q = Select(select_columns(db.catalog, "caltables", "c"), "caltables AS c")
-        q.filter("c.path = ?", check_text(path, "path"))
+        q = select(db.catalog).filter("c.path = ?", check_text(path, "path"))
         sql, params = q.build()
         frame = await db.fetch_frame(sql, params, KINDS)
         if frame.empty:

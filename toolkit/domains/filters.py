@@ -1,11 +1,53 @@
-"""Turning an empty answer to a filter on a value the database does not have into a clear error."""
+"""What an area's listings keep: its filters as one typed object, and clear errors for values nobody has.
+
+Each listable area declares a frozen ``Filters`` subclass whose fields are its ``list()`` keyword arguments
+and whose ``apply`` adds them to the area's ``Select``. ``list()``, ``page()`` and the QA listings all go
+through it, so the same filter means the same rows everywhere.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Self
 
-from ..db.base import Backend
+from ..db.base import Backend, Catalog
 from ..errors import ValidationError
+from .query import Select
+
+
+@dataclass(frozen=True)
+class Filters:
+    """Base of the areas' filter objects (fields: the filters; ``apply``: their SQL)."""
+
+    @classmethod
+    def of(cls, value: Filters | Mapping[str, Any] | None) -> Self:
+        """``value`` as this area's filters: an instance, a mapping of filter names to values, or None."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, Filters):
+            raise ValidationError(f"these are {type(value).__name__}, not {cls.__name__}")
+        if not isinstance(value, Mapping):
+            raise ValidationError(
+                f"filters must be a {cls.__name__} or a dict of filter values, not {value!r}"
+            )
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(str(k) for k in value if k not in known)
+        if unknown:
+            raise ValidationError(f"unknown filter(s) {', '.join(unknown)}; filters here: {', '.join(known)}")
+        return cls(**{str(k): v for k, v in value.items()})
+
+    def apply(self, q: Select, catalog: Catalog) -> Select:
+        raise NotImplementedError
+
+    async def explain(self, db: Backend) -> None:
+        """Called when these filters matched nothing: raise ``ValidationError`` where a value is unknown."""
+
+    def asked(self) -> dict[str, Any]:
+        """The filters that were given (not None)."""
+        return {k: v for k, v in asdict(self).items() if v is not None}
 
 
 async def explain_empty(

@@ -2,75 +2,94 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from .. import frames, runids
+from .. import frames
 from ..arguments import TimeLike, check_choices, check_limit, check_text, check_time_range
 from ..cache import cached
-from ..db.base import Catalog
+from ..db.base import Backend, Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
 from ..records import Image
+from ..runids import fill_run_ids
 from ..schema import Kind, kinds
-from .filters import explain_empty
+from ..vocab import IMAGE_TYPES, stage_grade_sql
+from .filters import Filters, explain_empty
 from .listing import fetch_listing
-from .query import Select, select_columns, stage_grade
+from .paging import Cursor, Keyset, Listing, Page
+from .query import IMAGES_WITH_MS, Select, latest_run_id, select_columns
 
 KINDS: dict[str, Kind] = {**kinds("images"), "qa_grade": "text", "run_id": "text"}
+_KEYSET = Keyset(
+    key="i.id",
+    key_column="id",
+    table="images",
+    sorts={
+        "created_at": "i.created_at",
+        "noise_jy": "i.noise_jy",
+        "dynamic_range": "i.dynamic_range",
+        "beam_major_arcsec": "i.beam_major_arcsec",
+        "type": "i.type",
+        "path": "i.path",
+        "id": "i.id",
+    },
+    count_source="images AS i",
+)
 
 
-def latest_run_id_sql(catalog: Catalog, ms_path_column: str) -> str:
-    """The run id of the newest job of an MS, or NULL where jobs carry none.
+@dataclass(frozen=True)
+class ImageFilters(Filters):
+    """What ``images.list``/``images.page`` (and ``qa.images``) keep.
 
-    "Newest" is the highest id (jobs are inserted as they are created): an index on ``jobs(ms_path)`` holds
-    ids in order, so this needs no sort per row, where ``ORDER BY created_at`` built one for every image.
+    ``type``: one image type or a list; ``ms_path``: the images of one MS; ``since``/``until`` bound
+    ``created_at``; ``search``: the path contains this text (any case).
     """
-    if "run_id" not in catalog.columns("jobs"):
-        return "NULL"
-    return (
-        f"(SELECT j.run_id FROM jobs AS j WHERE j.ms_path = {ms_path_column} AND j.run_id IS NOT NULL "
-        "ORDER BY j.id DESC LIMIT 1)"
-    )
+
+    type: str | list[str] | None = None
+    ms_path: str | None = None
+    since: TimeLike | None = None
+    until: TimeLike | None = None
+    search: str | None = None
+
+    def apply(self, q: Select, catalog: Catalog) -> Select:
+        start, end = check_time_range(self.since, self.until)
+        q.filter_in("i.type", check_choices(self.type, "type"))
+        if self.ms_path is not None:
+            q.filter("i.ms_path = ?", check_text(self.ms_path, "ms_path"))
+        q.filter_range("i.created_at", start, end, catalog.time_placeholder("images", "created_at"))
+        return q.filter_contains("i.path", self.search)
+
+    async def explain(self, db: Backend) -> None:
+        """Called on an empty answer: an image type nobody has is a typo."""
+        if self.type is not None:
+            await explain_empty(db, "images", "type", check_choices(self.type, "type") or [], IMAGE_TYPES)
 
 
-def fill_run_ids(frame: pd.DataFrame, ms_path_column: str = "ms_path") -> pd.DataFrame:
-    """Where the jobs table gave no run id, derive the pipeline's one from the MS name."""
-    missing = frame["run_id"].isna() & frame[ms_path_column].notna()
-    if missing.any():
-        frame.loc[missing, "run_id"] = runids.run_ids_for_ms(frame.loc[missing, ms_path_column])
-    return frame
-
-
-def image_select(catalog: Catalog) -> list[str]:
-    return [
+def select(catalog: Catalog) -> Select:
+    """Every ``images`` column plus ``qa_grade`` (its MS stage) and ``run_id``, images aliased ``i``."""
+    columns = [
         *select_columns(catalog, "images", "i"),
-        f"{stage_grade('m.stage')} AS qa_grade",
-        f"{latest_run_id_sql(catalog, 'i.ms_path')} AS run_id",
+        f"{stage_grade_sql('m.stage')} AS qa_grade",
+        f"{latest_run_id(catalog, 'i.ms_path')} AS run_id",
     ]
+    return Select(columns, IMAGES_WITH_MS)
 
 
 def list_select(
-    catalog: Catalog,
-    *,
-    type: str | list[str] | None = None,
-    ms_path: str | None = None,
-    since: TimeLike | None = None,
-    until: TimeLike | None = None,
-    limit: int | None = None,
-    offset: int = 0,
+    catalog: Catalog, filters: ImageFilters, *, limit: int | None = None, offset: int = 0
 ) -> Select:
     limit, offset = check_limit(limit, offset)
-    start, end = check_time_range(since, until)
-    q = Select(image_select(catalog), "images AS i LEFT JOIN ms_index AS m ON m.path = i.ms_path")
-    q.filter_in("i.type", check_choices(type, "type"))
-    if ms_path is not None:
-        q.filter("i.ms_path = ?", check_text(ms_path, "ms_path"))
-    q.filter_range("i.created_at", start, end, catalog.time_placeholder("images", "created_at"))
+    q = filters.apply(select(catalog), catalog)
     q.order_by = "i.created_at DESC, i.id DESC"
     q.limit, q.offset = limit, offset
     return q
+
+
+LISTING = Listing(_KEYSET, ImageFilters, select, KINDS, fill_run_ids)
 
 
 def filter_one_image(q: Select, id_or_path: int | str) -> Select:
@@ -82,14 +101,8 @@ def filter_one_image(q: Select, id_or_path: int | str) -> Select:
     return q.filter("i.path = ?", check_text(id_or_path, "path"))
 
 
-def get_query(catalog: Catalog, id_or_path: int | str) -> tuple[str, list[Any]]:
-    q = Select(image_select(catalog), "images AS i LEFT JOIN ms_index AS m ON m.path = i.ms_path")
-    return filter_one_image(q, id_or_path).build()
-
-
-def image_from_row(row: dict[str, Any]) -> Image:
-    image: Image = Image.from_row(row)
-    return image
+def get_select(catalog: Catalog, id_or_path: int | str) -> Select:
+    return filter_one_image(select(catalog), id_or_path)
 
 
 class Images:
@@ -104,29 +117,57 @@ class Images:
         ms_path: str | None = None,
         since: TimeLike | None = None,
         until: TimeLike | None = None,
+        search: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
         """Images, newest first, with every ``images`` column plus ``qa_grade`` and ``run_id``.
 
-        ``since``/``until`` bound ``created_at``; ``type`` takes one type or a list.
+        ``since``/``until`` bound ``created_at``; ``type`` takes one type or a list; ``search`` keeps paths
+        containing that text.
         """
+        filters = ImageFilters(type=type, ms_path=ms_path, since=since, until=until, search=search)
         db = await self._connections.products()
-        q = list_select(
-            db.catalog, type=type, ms_path=ms_path, since=since, until=until, limit=limit, offset=offset
-        )
+        q = list_select(db.catalog, filters, limit=limit, offset=offset)
         frame = await fetch_listing(
             db, q, key="i.created_at", count_source="images AS i", kinds=KINDS, post=fill_run_ids
         )
-        if frame.empty and type is not None:
-            await explain_empty(db, "images", "type", check_choices(type, "type") or [])
+        if frame.empty:
+            await filters.explain(db)
         return frame
+
+    async def page(
+        self,
+        filters: ImageFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "created_at",
+        descending: bool = True,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of images, newest first by default, with :meth:`list`'s filters (an ``ImageFilters``
+        or a dict such as ``{"type": "pbcor"}``).
+
+        Pass ``page.next`` as ``after`` for the following page and ``page.previous`` as ``before`` for the
+        one before; ``number`` jumps to a page (1 is the first) and ``last`` to the last. ``sort`` is a
+        column: created_at, noise_jy, dynamic_range, beam_major_arcsec, type, path or id. ``size`` is 1 to
+        1,000 rows; ``count`` adds how many rows match, capped at 10,000.
+        """
+        db = await self._connections.products()
+        return await LISTING.page(
+            db, filters, sort=sort, descending=descending, after=after, before=before, number=number,
+            last=last, size=size, count=count,
+        )  # fmt: skip
 
     async def get(self, id_or_path: int | str) -> Image:
         """One image by id or path; ``RecordNotFoundError`` when there is none."""
         db = await self._connections.products()
-        sql, params = get_query(db.catalog, id_or_path)
+        sql, params = get_select(db.catalog, id_or_path).build()
         frame = await db.fetch_frame(sql, params, KINDS, post=fill_run_ids)
         if frame.empty:
             raise RecordNotFoundError("image", id_or_path)
-        return image_from_row(frames.first_row(frame))
+        return Image.from_row(frames.first_row(frame))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -9,22 +11,23 @@ import pandas as pd
 from .. import frames, runids
 from ..arguments import TimeLike, check_choices, check_limit, check_text, check_time_range
 from ..cache import cached
-from ..db.base import Catalog
+from ..db.base import Backend, Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
 from ..records import Job, parse_json
+from ..runids import fill_run_ids
 from ..schema import Kind, kinds
-from .filters import explain_empty
-from .images import fill_run_ids
+from ..vocab import JOB_STATUS_OF_MS_STATUS, JOB_STATUSES
+from .filters import Filters, explain_empty
+from .paging import Cursor, Keyset, Listing, Page
 from .query import Select, column_or_null, select_columns
 
 KINDS: dict[str, Kind] = {**kinds("jobs"), "derived": "bool", "output_image": "text"}
-JOB_STATUSES = ("pending", "running", "completed", "failed", "cancelled")
 
-# Without a jobs table the pipeline shows one job per MS, its state taken from the MS.
 _DERIVED_STATUS = (
-    "CASE m.status WHEN 'completed' THEN 'completed' WHEN 'failed' THEN 'failed' "
-    "WHEN 'in_progress' THEN 'running' ELSE 'pending' END"
+    "CASE m.status "
+    + " ".join(f"WHEN '{ms}' THEN '{job}'" for ms, job in JOB_STATUS_OF_MS_STATUS.items())
+    + " ELSE 'pending' END"
 )
 
 
@@ -44,38 +47,73 @@ def job_source(catalog: Catalog) -> str:
     return "jobs AS j" if catalog.has_table("jobs") else f"{_derived_source(catalog)} AS j"
 
 
-def job_select(catalog: Catalog) -> tuple[list[str], str, bool]:
-    """Select list, FROM clause, and whether jobs are derived from ``ms_index``."""
+def select(catalog: Catalog) -> Select:
+    """Every ``jobs`` column plus ``derived`` and ``output_image``, jobs aliased ``j``."""
     output_image = "(SELECT i.path FROM images AS i WHERE i.ms_path = j.ms_path ORDER BY i.id LIMIT 1)"
     extra = [f"{output_image} AS output_image"]
     if catalog.has_table("jobs"):
-        return [*select_columns(catalog, "jobs", "j"), "0 AS derived", *extra], job_source(catalog), False
-    return [*(f"j.{n} AS {n}" for n in kinds("jobs")), "1 AS derived", *extra], job_source(catalog), True
+        return Select([*select_columns(catalog, "jobs", "j"), "0 AS derived", *extra], job_source(catalog))
+    return Select([*(f"j.{n} AS {n}" for n in kinds("jobs")), "1 AS derived", *extra], job_source(catalog))
 
 
-def list_query(
-    catalog: Catalog,
-    *,
-    status: str | list[str] | None = None,
-    since: TimeLike | None = None,
-    until: TimeLike | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-) -> tuple[str, list[Any]]:
+@dataclass(frozen=True)
+class JobFilters(Filters):
+    """What ``jobs.list``/``jobs.page`` (and ``qa.jobs``) keep.
+
+    ``status``: one value or a list; ``since``/``until`` bound ``created_at``; ``search``: the MS path
+    contains this text.
+    """
+
+    status: str | list[str] | None = None
+    since: TimeLike | None = None
+    until: TimeLike | None = None
+    search: str | None = None
+
+    def apply(self, q: Select, catalog: Catalog) -> Select:
+        start, end = check_time_range(self.since, self.until)
+        q.filter_in("j.status", check_choices(self.status, "status"))
+        q.filter_range("j.created_at", start, end, catalog.time_placeholder("jobs", "created_at"))
+        return q.filter_contains("j.ms_path", self.search)
+
+    async def explain(self, db: Backend) -> None:
+        if self.status is not None and db.catalog.has_table("jobs"):
+            await explain_empty(
+                db, "jobs", "status", check_choices(self.status, "status") or [], JOB_STATUSES
+            )
+
+
+def list_select(
+    catalog: Catalog, filters: JobFilters, *, limit: int | None = None, offset: int = 0
+) -> Select:
     limit, offset = check_limit(limit, offset)
-    start, end = check_time_range(since, until)
-    columns, source, _ = job_select(catalog)
-    q = Select(columns, source)
-    q.filter_in("j.status", check_choices(status, "status"))
-    q.filter_range("j.created_at", start, end, catalog.time_placeholder("jobs", "created_at"))
+    q = filters.apply(select(catalog), catalog)
     q.order_by = "j.created_at DESC, j.id DESC"
     q.limit, q.offset = limit, offset
-    return q.build()
+    return q
 
 
-def get_query(catalog: Catalog, run_id_or_id: int | str) -> tuple[str, list[Any]]:
-    columns, source, _ = job_select(catalog)
-    q = Select(columns, source)
+def add_job_columns(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = fill_run_ids(frame)
+    frame["duration_s"] = (frame["finished_at"] - frame["started_at"]).dt.total_seconds()
+    return frame
+
+
+LISTING = Listing(
+    Keyset(
+        key="j.id",
+        key_column="id",
+        table="jobs",
+        sorts={"created_at": "j.created_at", "id": "j.id", "status": "j.status"},
+    ),
+    JobFilters,
+    select,
+    KINDS,
+    add_job_columns,
+)
+
+
+def get_select(catalog: Catalog, run_id_or_id: int | str) -> Select:
+    q = select(catalog)
     if isinstance(run_id_or_id, bool) or not isinstance(run_id_or_id, int | str):
         raise ValidationError(f"a job is named by its run id or integer id, not {run_id_or_id!r}")
     if isinstance(run_id_or_id, int):
@@ -100,13 +138,7 @@ def get_query(catalog: Catalog, run_id_or_id: int | str) -> tuple[str, list[Any]
         q.filter(" OR ".join(clauses), *params)
     q.order_by = "j.created_at DESC, j.id DESC"
     q.limit = 1
-    return q.build()
-
-
-def add_job_columns(frame: pd.DataFrame) -> pd.DataFrame:
-    frame = fill_run_ids(frame)
-    frame["duration_s"] = (frame["finished_at"] - frame["started_at"]).dt.total_seconds()
-    return frame
+    return q
 
 
 def job_from_row(row: dict[str, Any]) -> Job:
@@ -147,27 +179,52 @@ class Jobs:
         status: str | list[str] | None = None,
         since: TimeLike | None = None,
         until: TimeLike | None = None,
+        search: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
         """Jobs, newest first, with ``run_id`` (derived where not stored), ``duration_s`` and ``output_image``.
 
-        ``since``/``until`` bound ``created_at``. On a database without a ``jobs`` table there is one job
-        per MS (``derived`` is true), as the pipeline shows them.
+        ``since``/``until`` bound ``created_at``; ``search`` keeps jobs whose MS path contains that text. On a
+        database without a ``jobs`` table there is one job per MS (``derived`` is true), as the pipeline
+        shows them.
+        """
+        filters = JobFilters(status=status, since=since, until=until, search=search)
+        db = await self._connections.products()
+        sql, params = list_select(db.catalog, filters, limit=limit, offset=offset).build()
+        frame = await db.fetch_frame(sql, params, KINDS, post=add_job_columns)
+        if frame.empty:
+            await filters.explain(db)
+        return frame
+
+    async def page(
+        self,
+        filters: JobFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "created_at",
+        descending: bool = True,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of jobs, newest first by default, with :meth:`list`'s filters (a ``JobFilters`` or a
+        dict such as ``{"status": "failed"}``).
+
+        Paging as in ``images.page``; ``sort`` is created_at, id or status.
         """
         db = await self._connections.products()
-        sql, params = list_query(
-            db.catalog, status=status, since=since, until=until, limit=limit, offset=offset
-        )
-        frame = await db.fetch_frame(sql, params, KINDS, post=add_job_columns)
-        if frame.empty and status is not None and db.catalog.has_table("jobs"):
-            await explain_empty(db, "jobs", "status", check_choices(status, "status") or [], JOB_STATUSES)
-        return frame
+        return await LISTING.page(
+            db, filters, sort=sort, descending=descending, after=after, before=before, number=number,
+            last=last, size=size, count=count,
+        )  # fmt: skip
 
     async def get(self, run_id_or_id: int | str) -> Job:
         """One job by run id (stored or derived from its MS) or integer id."""
         db = await self._connections.products()
-        sql, params = get_query(db.catalog, run_id_or_id)
+        sql, params = get_select(db.catalog, run_id_or_id).build()
         frame = await db.fetch_frame(sql, params, KINDS, post=add_job_columns)
         if frame.empty:
             raise RecordNotFoundError("job", run_id_or_id)

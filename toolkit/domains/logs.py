@@ -25,7 +25,7 @@ from ..arguments import check_count, is_finite_number
 from ..db.connections import Connections
 from ..errors import FileNotAccessibleError, QueryTimeoutError, RecordNotFoundError, ValidationError
 from ..records import Record
-from .jobs import get_query
+from .jobs import get_select
 
 T = TypeVar("T")
 GREP_BLOCK = 8 * 1024 * 1024
@@ -290,7 +290,7 @@ class Logs:
         if not db.catalog.has_table("jobs") or "logs" not in db.catalog.columns("jobs"):
             return None
         try:
-            sql, params = get_query(db.catalog, run_id)
+            sql, params = get_select(db.catalog, run_id).build()
         except RecordNotFoundError:
             return None
         rows = await db.fetch_rows(f"SELECT j.logs FROM ({sql}) AS j", params)

@@ -2,82 +2,99 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from .. import frames
-from ..arguments import (
-    MJD_UNIX_EPOCH,
-    SECONDS_PER_DAY,
-    TimeLike,
-    check_choices,
-    check_limit,
-    check_text,
-    check_time_range,
-)
+from ..arguments import TimeLike, check_choices, check_limit, check_text, check_time_range
 from ..cache import cached
-from ..db.base import Catalog
+from ..db.base import Backend, Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError
+from ..mjd import unix_to_mjd
 from ..records import CalTable, MeasurementSet
-from ..schema import MS_STAGES, Kind, kinds
+from ..runids import fill_ms_run_ids
+from ..schema import Kind, kinds
+from ..vocab import MS_STAGES, MS_STATUSES, stage_grade_sql
 from .cal import applied_tables
-from .filters import explain_empty
-from .images import fill_run_ids, latest_run_id_sql
+from .filters import Filters, explain_empty
 from .listing import fetch_listing
-from .query import Select, select_columns, stage_grade
+from .paging import Cursor, Keyset, Listing, Page
+from .query import Select, latest_run_id, select_columns
 
 KINDS: dict[str, Kind] = {**kinds("ms_index"), "qa_grade": "text", "run_id": "text", "image_path": "text"}
-MS_STATUSES = ("pending", "in_progress", "completed", "failed")
 
 
-def fill_ms_run_ids(frame: pd.DataFrame) -> pd.DataFrame:
-    return fill_run_ids(frame, "path")
+@dataclass(frozen=True)
+class MSFilters(Filters):
+    """What ``ms.list``/``ms.page`` (and ``qa.ms_list``) keep.
+
+    ``stage``/``status``: one value or a list; ``since``/``until`` bound the observation (``mid_mjd``: an
+    MS still waiting to be processed has no ``processed_at``); ``search``: the path contains this text.
+    """
+
+    stage: str | list[str] | None = None
+    status: str | list[str] | None = None
+    since: TimeLike | None = None
+    until: TimeLike | None = None
+    search: str | None = None
+
+    def apply(self, q: Select, catalog: Catalog) -> Select:
+        start, end = check_time_range(self.since, self.until)
+        q.filter_in("m.stage", check_choices(self.stage, "stage"))
+        q.filter_in("m.status", check_choices(self.status, "status"))
+        q.filter_range("m.mid_mjd", unix_to_mjd(start), unix_to_mjd(end))
+        return q.filter_contains("m.path", self.search)
+
+    async def explain(self, db: Backend) -> None:
+        for column, value, valid in (("stage", self.stage, MS_STAGES), ("status", self.status, MS_STATUSES)):
+            if value is not None:
+                await explain_empty(db, "ms_index", column, check_choices(value, column) or [], valid)
 
 
-def ms_select(catalog: Catalog) -> list[str]:
-    return [
+def select(catalog: Catalog) -> Select:
+    """Every ``ms_index`` column plus ``qa_grade`` and ``run_id``, MS aliased ``m``."""
+    columns = [
         *select_columns(catalog, "ms_index", "m"),
-        f"{stage_grade('m.stage')} AS qa_grade",
-        f"{latest_run_id_sql(catalog, 'm.path')} AS run_id",
+        f"{stage_grade_sql('m.stage')} AS qa_grade",
+        f"{latest_run_id(catalog, 'm.path')} AS run_id",
     ]
+    return Select(columns, "ms_index AS m")
 
 
-def _unix_to_mjd(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds / SECONDS_PER_DAY + MJD_UNIX_EPOCH
-
-
-def list_select(
-    catalog: Catalog,
-    *,
-    stage: str | list[str] | None = None,
-    status: str | list[str] | None = None,
-    since: TimeLike | None = None,
-    until: TimeLike | None = None,
-    limit: int | None = None,
-    offset: int = 0,
-) -> Select:
+def list_select(catalog: Catalog, filters: MSFilters, *, limit: int | None = None, offset: int = 0) -> Select:
     limit, offset = check_limit(limit, offset)
-    start, end = check_time_range(since, until)
-    q = Select(ms_select(catalog), "ms_index AS m")
-    q.filter_in("m.stage", check_choices(stage, "stage"))
-    q.filter_in("m.status", check_choices(status, "status"))
-    # since/until bound the observation (mid_mjd): an MS still waiting to be processed has no processed_at.
-    q.filter_range("m.mid_mjd", _unix_to_mjd(start), _unix_to_mjd(end))
+    q = filters.apply(select(catalog), catalog)
     q.order_by = "m.mid_mjd DESC, m.path DESC"
     q.limit, q.offset = limit, offset
     return q
 
 
-def get_query(catalog: Catalog, path: str) -> tuple[str, list[Any]]:
-    q = Select(
-        [*ms_select(catalog), "i.path AS image_path"],
-        "ms_index AS m LEFT JOIN images AS i ON i.ms_path = m.path",
-    )
+LISTING = Listing(
+    Keyset(
+        key="m.path",
+        key_column="path",
+        table="ms_index",
+        sorts={"mid_mjd": "m.mid_mjd", "path": "m.path", "stage": "m.stage", "status": "m.status"},
+    ),
+    MSFilters,
+    select,
+    KINDS,
+    fill_ms_run_ids,
+)
+
+
+def get_select(catalog: Catalog, path: str) -> Select:
+    """The MS with one row per image it made (``image_path``)."""
+    q = select(catalog)
+    q.columns = [*q.columns, "i.path AS image_path"]
+    q.source = "ms_index AS m LEFT JOIN images AS i ON i.ms_path = m.path"
     q.filter("m.path = ?", check_text(path, "path"))
     q.order_by = "i.id"
-    return q.build()
+    return q
 
 
 def ms_from_frame(frame: pd.DataFrame, cal_tables: tuple[CalTable, ...]) -> MeasurementSet:
@@ -86,7 +103,7 @@ def ms_from_frame(frame: pd.DataFrame, cal_tables: tuple[CalTable, ...]) -> Meas
     ra = row["pointing_ra_deg"] if row["pointing_ra_deg"] is not None else row["ra_deg"]
     dec = row["pointing_dec_deg"] if row["pointing_dec_deg"] is not None else row["dec_deg"]
     images = tuple(frame["image_path"].dropna().tolist())
-    ms: MeasurementSet = MeasurementSet.from_row(
+    return MeasurementSet.from_row(
         row,
         ra_deg=ra,
         dec_deg=dec,
@@ -94,7 +111,6 @@ def ms_from_frame(frame: pd.DataFrame, cal_tables: tuple[CalTable, ...]) -> Meas
         cal_tables=cal_tables,
         primary_cal_table=cal_tables[0] if cal_tables else None,
     )
-    return ms
 
 
 class MeasurementSets:
@@ -109,30 +125,53 @@ class MeasurementSets:
         status: str | list[str] | None = None,
         since: TimeLike | None = None,
         until: TimeLike | None = None,
+        search: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
         """Measurement sets, newest observation first, with ``qa_grade`` and ``run_id``.
 
-        ``since``/``until`` bound the observation time (``mid_mjd``).
+        ``since``/``until`` bound the observation time (``mid_mjd``); ``search`` keeps paths containing
+        that text.
         """
+        filters = MSFilters(stage=stage, status=status, since=since, until=until, search=search)
         db = await self._connections.products()
-        q = list_select(
-            db.catalog, stage=stage, status=status, since=since, until=until, limit=limit, offset=offset
-        )
+        q = list_select(db.catalog, filters, limit=limit, offset=offset)
         frame = await fetch_listing(
             db, q, key="m.mid_mjd", count_source="ms_index AS m", kinds=KINDS, post=fill_ms_run_ids
         )
         if frame.empty:
-            for column, value, valid in (("stage", stage, MS_STAGES), ("status", status, MS_STATUSES)):
-                if value is not None:
-                    await explain_empty(db, "ms_index", column, check_choices(value, column) or [], valid)
+            await filters.explain(db)
         return frame
+
+    async def page(
+        self,
+        filters: MSFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "mid_mjd",
+        descending: bool = True,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of measurement sets, newest observation first by default, with :meth:`list`'s filters
+        (an ``MSFilters`` or a dict such as ``{"stage": "calibrated"}``).
+
+        Paging as in ``images.page``; ``sort`` is mid_mjd, path, stage or status.
+        """
+        db = await self._connections.products()
+        return await LISTING.page(
+            db, filters, sort=sort, descending=descending, after=after, before=before, number=number,
+            last=last, size=size, count=count,
+        )  # fmt: skip
 
     async def get(self, path: str) -> MeasurementSet:
         """One MS with its pointing, images, run id, QA grade and the calibration tables applied to it."""
         db = await self._connections.products()
-        sql, params = get_query(db.catalog, path)
+        sql, params = get_select(db.catalog, path).build()
         frame = await db.fetch_frame(sql, params, KINDS, post=fill_ms_run_ids)
         if frame.empty:
             raise RecordNotFoundError("measurement set", path)

@@ -17,8 +17,6 @@ import pandas as pd
 
 from .. import frames
 from ..arguments import (
-    MJD_UNIX_EPOCH,
-    SECONDS_PER_DAY,
     TimeLike,
     as_of_time,
     check_choices,
@@ -30,20 +28,22 @@ from ..cache import cached
 from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ToolkitError, ValidationError
-from ..qa.grade import GRADES, grade, status_column
+from ..qa.grade import grade, status_column
 from ..qa.report import QAReport
 from ..qa.rules import QARules, Rule
 from ..records import ImageQA, JobQA, MeasurementSetQA, parse_json
-from ..schema import MS_STAGES, Kind
+from ..schema import Kind
+from ..vocab import GRADES, MS_STAGES
 from . import jobs as jobs_domain
-from .images import filter_one_image
+from .images import ImageFilters, filter_one_image
 from .listing import fetch_listing
 from .logs import Logs
-from .query import Select, column_or_null
+from .ms import MSFilters
+from .query import IMAGES_WITH_MS, Select, column_or_null
 
 RulesLike = QARules | str | os.PathLike[str] | Mapping[str, Any] | None
 _CALIBRATED = MS_STAGES.index("calibrated")
-_IN_FLIGHT = ("pending", "in_progress")
+_IN_FLIGHT = ("pending", "in_progress")  # MS statuses in which time in stage counts
 # Each failed job costs one log read for its first error; a report shows at most this many.
 MAX_FAILED_JOBS_WITH_LOGS = 50
 
@@ -130,7 +130,7 @@ def image_metrics_select(catalog: Catalog, *, one: bool = False) -> Select:
         f"{pb_corrected} AS pb_corrected",
         f"{qa('timestamp')} AS qa_timestamp",
     ]
-    source = "images AS i LEFT JOIN ms_index AS m ON m.path = i.ms_path"
+    source = IMAGES_WITH_MS
     if has_qa and one:
         source += (
             " LEFT JOIN image_qa AS q ON q.id = (SELECT MAX(id) FROM image_qa WHERE image_path = i.path)"
@@ -271,11 +271,9 @@ class QA:
         ``created_at``; ``grade`` keeps only those grades."""
         resolved = QARules.resolve(rules)
         limit, _ = check_limit(limit, 0)
-        start, end = check_time_range(since, until)
+        filters = ImageFilters(type=type, since=since, until=until)
         db = await self._connections.products()
-        q = image_metrics_select(db.catalog)
-        q.filter_in("i.type", check_choices(type, "type"))
-        q.filter_range("i.created_at", start, end, db.catalog.time_placeholder("images", "created_at"))
+        q = filters.apply(image_metrics_select(db.catalog), db.catalog)
         q.limit = limit
         frame = await fetch_listing(
             db,
@@ -327,11 +325,9 @@ class QA:
         ``as_of`` is the time "stuck" is measured to (default: now)."""
         resolved = QARules.resolve(rules)
         limit, _ = check_limit(limit, 0)
-        start, end = check_time_range(since, until)
+        filters = MSFilters(stage=stage, since=since, until=until)
         db = await self._connections.products()
-        q = ms_metrics_select(db.catalog)
-        q.filter_in("m.stage", check_choices(stage, "stage"))
-        q.filter_range("m.mid_mjd", _mjd(start), _mjd(end))
+        q = filters.apply(ms_metrics_select(db.catalog), db.catalog)
         q.limit = limit
         frame = await fetch_listing(
             db,
@@ -387,7 +383,8 @@ class QA:
         """One row per job (newest first), graded on status and run time."""
         resolved = QARules.resolve(rules)
         db = await self._connections.products()
-        sql, params = jobs_domain.list_query(db.catalog, status=status, since=since, until=until, limit=limit)
+        filters = jobs_domain.JobFilters(status=status, since=since, until=until)
+        sql, params = jobs_domain.list_select(db.catalog, filters, limit=limit).build()
         frame = await db.fetch_frame(
             sql, params, jobs_domain.KINDS, post=_job_post(resolved, as_of_time(as_of))
         )
@@ -399,7 +396,7 @@ class QA:
         """The QA summary of one job by run id (or integer id)."""
         resolved = QARules.resolve(rules)
         db = await self._connections.products()
-        sql, params = jobs_domain.get_query(db.catalog, run_id)
+        sql, params = jobs_domain.get_select(db.catalog, run_id).build()
         frame = await db.fetch_frame(
             sql, params, jobs_domain.KINDS, post=_job_post(resolved, as_of_time(as_of))
         )
@@ -479,7 +476,3 @@ class QA:
             return (await self._logs.summary(run_id)).first_error
         except ToolkitError as exc:  # a missing or unreadable log must not sink the report
             return f"(log not readable: {exc})"
-
-
-def _mjd(seconds: float | None) -> float | None:
-    return None if seconds is None else seconds / SECONDS_PER_DAY + MJD_UNIX_EPOCH

@@ -10,20 +10,31 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..arguments import check_text
 from ..db.base import Catalog
+from ..errors import ValidationError
 from ..schema import column_names
 
-# The pipeline's own stage rule: listings keep it as ``qa_grade`` (the field the pipeline's API reported);
-# grades on the metrics, with reasons, come from ``client.qa``.
-STAGE_GRADE_SQL = (
-    "CASE WHEN {stage} IS NULL THEN NULL "
-    "WHEN {stage} IN ('imaged', 'mosaicked', 'cataloged') THEN 'good' "
-    "WHEN {stage} = 'calibrated' THEN 'warn' ELSE 'fail' END"
-)
+# Longest text a ``search`` filter takes (SQLite refuses LIKE patterns past 50,000 bytes).
+MAX_SEARCH = 1_000
+
+# The images-to-MS join: an image's MS gives its stage (hence ``qa_grade``). Mosaics have no MS (LEFT JOIN).
+IMAGES_WITH_MS = "images AS i LEFT JOIN ms_index AS m ON m.path = i.ms_path"
 
 
-def stage_grade(stage_column: str) -> str:
-    return STAGE_GRADE_SQL.format(stage=stage_column)
+def latest_run_id(catalog: Catalog, ms_path_column: str) -> str:
+    """The run id of the newest job of an MS, or NULL where jobs carry none.
+
+    "Newest" is the highest id (jobs are inserted as they are created): an index on ``jobs(ms_path)`` holds
+    ids in order, so this needs no sort per row, where ``ORDER BY created_at`` built one for every image.
+    Frames fill the NULLs from the MS name afterwards (``runids.fill_run_ids``).
+    """
+    if "run_id" not in catalog.columns("jobs"):
+        return "NULL"
+    return (
+        f"(SELECT j.run_id FROM jobs AS j WHERE j.ms_path = {ms_path_column} AND j.run_id IS NOT NULL "
+        "ORDER BY j.id DESC LIMIT 1)"
+    )
 
 
 def select_columns(catalog: Catalog, table: str, alias: str, names: Iterable[str] | None = None) -> list[str]:
@@ -61,6 +72,21 @@ class Select:
         if values is not None:
             marks = ", ".join("?" for _ in values)
             self.filter(f"{column} IN ({marks})", *values)
+        return self
+
+    def filter_not_in(self, column: str, values: Sequence[Any]) -> Select:
+        marks = ", ".join("?" for _ in values)
+        return self.filter(f"{column} NOT IN ({marks})", *values)
+
+    def filter_contains(self, column: str, text: str | None, name: str = "search") -> Select:
+        """Rows whose ``column`` contains ``text``, ignoring case, on every backend (LIKE's wildcards in
+        ``text`` are matched literally)."""
+        if text is not None:
+            if isinstance(text, str) and len(text) > MAX_SEARCH:
+                raise ValidationError(
+                    f"{name} is {len(text):,} characters; at most {MAX_SEARCH:,} are searched for"
+                )
+            self.filter(f"LOWER({column}) LIKE LOWER(?) ESCAPE '\\'", like_pattern(check_text(text, name)))
         return self
 
     def filter_range(self, column: str, low: Any, high: Any, placeholder: str = "?") -> Select:
@@ -115,3 +141,9 @@ class Select:
             f"{key} < ? OR {key} IS NULL", middle
         )
         return [first.build(), second.build()]
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern matching ``text`` anywhere, with LIKE's wildcards escaped (use ``ESCAPE '\\'``)."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"

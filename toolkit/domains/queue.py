@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pandas as pd
 
@@ -17,13 +20,16 @@ from ..arguments import (
     to_duration,
 )
 from ..cache import cached
+from ..db.base import Backend, Catalog
 from ..db.connections import Connections
-from ..errors import RecordNotFoundError, ValidationError
+from ..errors import RecordNotFoundError
 from ..records import QueueGroup, QueueStats
 from ..schema import Kind
+from ..vocab import QUEUE_FINISHED, QUEUE_STATES
+from .filters import Filters, explain_empty
+from .paging import Cursor, Keyset, Listing, Page
 from .query import Select
 
-QUEUE_STATES = ("collecting", "pending", "in_progress", "completed", "failed")
 KINDS: dict[str, Kind] = {
     "group_id": "text",
     "state": "text",
@@ -38,49 +44,68 @@ KINDS: dict[str, Kind] = {
     "n_subbands": "int",
     "missing_subbands": "int",
 }
-_COLUMNS = [
-    "q.group_id AS group_id",
-    "q.state AS state",
-    "q.received_at AS received_at",
-    "q.last_update AS last_update",
-    "q.expected_subbands AS expected_subbands",
-    "q.retry_count AS retry_count",
-    "q.error AS error",
-    "q.checkpoint_path AS checkpoint_path",
-    "q.processing_stage AS processing_stage",
-    "q.chunk_minutes AS chunk_minutes",
-    "(SELECT COUNT(DISTINCT f.subband_idx) FROM subband_files AS f WHERE f.group_id = q.group_id) AS n_subbands",
-]
+_N_SUBBANDS = "(SELECT COUNT(DISTINCT f.subband_idx) FROM subband_files AS f WHERE f.group_id = q.group_id)"
 
 
-def _select() -> Select:
-    q = Select(
-        [
-            *_COLUMNS,
-            "q.expected_subbands - (SELECT COUNT(DISTINCT f.subband_idx) FROM subband_files AS f "
-            "WHERE f.group_id = q.group_id) AS missing_subbands",
-        ],
-        "ingest_queue AS q",
-    )
+def select(catalog: Catalog) -> Select:
+    """Every queue column plus ``n_subbands`` (files arrived) and ``missing_subbands``, aliased ``q``."""
+    columns = [
+        *(f"q.{name} AS {name}" for name in KINDS if name not in ("n_subbands", "missing_subbands")),
+        f"{_N_SUBBANDS} AS n_subbands",
+        f"q.expected_subbands - {_N_SUBBANDS} AS missing_subbands",
+    ]
+    return Select(columns, "ingest_queue AS q")
+
+
+@dataclass(frozen=True)
+class QueueFilters(Filters):
+    """What ``queue.list``/``queue.page`` keep: ``state`` (one or a list), ``since``/``until`` on
+    ``received_at``, and ``search`` (the group id contains this text)."""
+
+    state: str | list[str] | None = None
+    since: TimeLike | None = None
+    until: TimeLike | None = None
+    search: str | None = None
+
+    def apply(self, q: Select, catalog: Catalog) -> Select:
+        start, end = check_time_range(self.since, self.until)
+        q.filter_in("q.state", check_choices(self.state, "state"))
+        q.filter_range("q.received_at", start, end)
+        return q.filter_contains("q.group_id", self.search)
+
+    async def explain(self, db: Backend) -> None:
+        if self.state is not None:
+            await explain_empty(
+                db, "ingest_queue", "state", check_choices(self.state, "state") or [], QUEUE_STATES
+            )
+
+
+def list_select(
+    catalog: Catalog, filters: QueueFilters, *, limit: int | None = None, offset: int = 0
+) -> Select:
+    limit, offset = check_limit(limit, offset)
+    q = filters.apply(select(catalog), catalog)
     q.order_by = "q.received_at DESC, q.group_id DESC"
+    q.limit, q.offset = limit, offset
     return q
+
+
+LISTING = Listing(
+    Keyset(
+        key="q.group_id",
+        key_column="group_id",
+        table="ingest_queue",
+        sorts={"received_at": "q.received_at", "last_update": "q.last_update", "group_id": "q.group_id"},
+    ),
+    QueueFilters,
+    select,
+    KINDS,
+)
 
 
 class Queue:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
-
-    async def _check_states(self, state: str | list[str] | None) -> list[str] | None:
-        wanted = check_choices(state, "state")
-        if wanted is None or set(wanted) <= set(QUEUE_STATES):
-            return wanted
-        db = await self._connections.queue()
-        present = {r[0] for r in await db.fetch_rows("SELECT DISTINCT state FROM ingest_queue")}
-        unknown = sorted(set(wanted) - set(QUEUE_STATES) - present)
-        if unknown:
-            valid = sorted(set(QUEUE_STATES) | {str(p) for p in present if p is not None})
-            raise ValidationError(f"unknown queue state(s) {unknown}; valid states: {', '.join(valid)}")
-        return wanted
 
     @cached("queue:list")
     async def list(
@@ -89,26 +114,48 @@ class Queue:
         state: str | list[str] | None = None,
         since: TimeLike | None = None,
         until: TimeLike | None = None,
+        search: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
         """Queue groups, newest first, with how many subband files arrived (``n_subbands``) and how many are
-        missing. ``since``/``until`` bound ``received_at``."""
-        states = await self._check_states(state)
-        limit, offset = check_limit(limit, offset)
-        start, end = check_time_range(since, until)
+        missing. ``since``/``until`` bound ``received_at``; ``search`` keeps group ids containing that text."""
+        filters = QueueFilters(state=state, since=since, until=until, search=search)
         db = await self._connections.queue()
-        q = _select()
-        q.filter_in("q.state", states)
-        q.filter_range("q.received_at", start, end)
-        q.limit, q.offset = limit, offset
-        sql, params = q.build()
-        return await db.fetch_frame(sql, params, KINDS)
+        sql, params = list_select(db.catalog, filters, limit=limit, offset=offset).build()
+        frame = await db.fetch_frame(sql, params, KINDS)
+        if frame.empty:
+            await filters.explain(db)
+        return frame
+
+    async def page(
+        self,
+        filters: QueueFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "received_at",
+        descending: bool = True,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of queue groups, newest first by default, with :meth:`list`'s filters (a
+        ``QueueFilters`` or a dict such as ``{"state": "pending"}``).
+
+        Paging as in ``images.page``; ``sort`` is received_at, last_update or group_id.
+        """
+        db = await self._connections.queue()
+        return await LISTING.page(
+            db, filters, sort=sort, descending=descending, after=after, before=before, number=number,
+            last=last, size=size, count=count,
+        )  # fmt: skip
 
     async def get(self, group_id: str) -> QueueGroup:
         """One group with its subband files and the subbands still missing."""
         db = await self._connections.queue()
-        q = _select()
+        q = select(db.catalog)
         q.columns = [*q.columns, "f.subband_idx AS subband_idx", "f.path AS path"]
         q.source = "ingest_queue AS q LEFT JOIN subband_files AS f ON f.group_id = q.group_id"
         q.filter("q.group_id = ?", check_text(group_id, "group_id"))
@@ -122,10 +169,9 @@ class Queue:
         present = tuple(int(i) for i in files["subband_idx"])
         expected = row["expected_subbands"]
         missing = tuple(sorted(set(range(expected)) - set(present))) if expected is not None else ()
-        group: QueueGroup = QueueGroup.from_row(
+        return QueueGroup.from_row(
             row, subbands=present, files=tuple(str(p) for p in files["path"]), missing=missing
         )
-        return group
 
     @cached("queue:stats")
     async def stats(self, *, as_of: TimeLike | None = None) -> QueueStats:
@@ -169,8 +215,8 @@ class Queue:
         age = to_duration(older_than, "older_than")
         cutoff = as_of_time(as_of).timestamp() - age.total_seconds()
         db = await self._connections.queue()
-        q = _select()
-        q.filter("q.state NOT IN ('completed', 'failed')")
+        q = select(db.catalog)
+        q.filter_not_in("q.state", QUEUE_FINISHED)
         q.filter("q.last_update < ?", cutoff)
         q.order_by = "q.last_update, q.group_id"
         sql, params = q.build()

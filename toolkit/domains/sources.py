@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
 from .. import frames, science
-from ..arguments import check_limit, check_mjd_range, check_names, check_text
+from ..arguments import check_count, check_limit, check_mjd_range, check_names, check_text
 from ..cache import cached
 from ..db.base import Backend, Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
 from ..records import Source
 from ..schema import Kind, column_names, kinds
+from .filters import Filters
+from .paging import Cursor, Keyset, Listing, Page
+from .query import Select
 
 PHOTOMETRY_KINDS: dict[str, Kind] = kinds("photometry")
 SOURCE_KINDS: dict[str, Kind] = {
@@ -54,35 +58,63 @@ def _photometry_columns(catalog: Catalog, names: Sequence[str]) -> list[str]:
     return [f"p.{n} AS {n}" if n in present else f"NULL AS {n}" for n in names]
 
 
-def list_query(
+@dataclass(frozen=True)
+class SourceFilters(Filters):
+    """What ``sources.list``/``sources.page`` keep.
+
+    ``min_detections``: sources with at least that many photometry rows (the pipeline's meaning);
+    ``search``: the source id contains this text.
+    """
+
+    min_detections: int | None = None
+    search: str | None = None
+
+    def apply(self, q: Select, catalog: Catalog) -> Select:
+        if self.min_detections is not None:
+            check_count(self.min_detections, "min_detections")
+            q.having.append("COUNT(*) >= ?")
+            q.having_params.append(self.min_detections)
+        return q.filter_contains("p.source_id", self.search)
+
+
+def select(catalog: Catalog) -> Select:
+    """One row per source over its photometry rows (aliased ``p``)."""
+    return Select(
+        SOURCE_COLUMNS, "photometry AS p", where=["p.source_id IS NOT NULL"], group_by="p.source_id"
+    )
+
+
+def list_select(
     catalog: Catalog,
+    filters: SourceFilters,
     *,
-    min_detections: int | None = None,
     limit: int | None = None,
     offset: int = 0,
     dec_range: tuple[float, float] | None = None,
-) -> tuple[str, list[Any]]:
+) -> Select:
     limit, offset = check_limit(limit, offset)
-    if min_detections is not None and (
-        isinstance(min_detections, bool) or not isinstance(min_detections, int) or min_detections < 0
-    ):
-        raise ValidationError(f"min_detections must be a whole number >= 0, got {min_detections!r}")
-    sql = f"SELECT {', '.join(SOURCE_COLUMNS)} FROM photometry AS p WHERE p.source_id IS NOT NULL GROUP BY p.source_id"
-    params: list[Any] = []
-    having: list[str] = []
-    if min_detections is not None:
-        having.append("COUNT(*) >= ?")
-        params.append(min_detections)
-    if dec_range is not None:
-        having.append("AVG(p.dec_deg) BETWEEN ? AND ?")
-        params += list(dec_range)
-    if having:
-        sql += " HAVING " + " AND ".join(having)
-    sql += " ORDER BY p.source_id"
-    if limit is not None or offset:
-        sql += " LIMIT ? OFFSET ?"
-        params += [-1 if limit is None else limit, offset]
-    return sql, params
+    q = filters.apply(select(catalog), catalog)
+    if dec_range is not None:  # the cone search's band of declination, on the mean position
+        q.having.append("AVG(p.dec_deg) BETWEEN ? AND ?")
+        q.having_params.extend(dec_range)
+    q.order_by = "p.source_id"
+    q.limit, q.offset = limit, offset
+    return q
+
+
+# Only the source id is offered: ordering by an aggregate would aggregate every photometry row for each page.
+LISTING = Listing(
+    Keyset(
+        key="p.source_id",
+        key_column="source_id",
+        table="photometry",
+        sorts={"source_id": "p.source_id"},
+        descending=False,
+    ),
+    SourceFilters,
+    select,
+    SOURCE_KINDS,
+)
 
 
 def lightcurve_query(
@@ -177,16 +209,44 @@ class Sources:
 
     @cached("sources:list")
     async def list(
-        self, *, min_detections: int | None = None, limit: int | None = None, offset: int = 0
+        self,
+        *,
+        min_detections: int | None = None,
+        search: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> pd.DataFrame:
         """One row per source: position, number of measurements, first/last MJD, mean and max flux.
 
-        ``min_detections`` keeps sources with at least that many photometry rows (the pipeline's meaning).
+        ``min_detections`` keeps sources with at least that many photometry rows (the pipeline's meaning);
+        ``search`` keeps source ids containing that text.
         Fluxes fall back to the peak brightness where the integrated flux is missing.
         """
         db = await self._connections.products()
-        sql, params = list_query(db.catalog, min_detections=min_detections, limit=limit, offset=offset)
+        filters = SourceFilters(min_detections=min_detections, search=search)
+        sql, params = list_select(db.catalog, filters, limit=limit, offset=offset).build()
         return await db.fetch_frame(sql, params, SOURCE_KINDS)
+
+    async def page(
+        self,
+        filters: SourceFilters | Mapping[str, Any] | None = None,
+        *,
+        sort: str = "source_id",
+        descending: bool = False,
+        after: Cursor | None = None,
+        before: Cursor | None = None,
+        number: int | None = None,
+        last: bool = False,
+        size: int = 50,
+        count: bool = True,
+    ) -> Page:
+        """One page of sources in source id order, with :meth:`list`'s filters (a ``SourceFilters`` or a
+        dict such as ``{"min_detections": 10}``). Paging as in ``images.page``."""
+        db = await self._connections.products()
+        return await LISTING.page(
+            db, filters, sort=sort, descending=descending, after=after, before=before, number=number,
+            last=last, size=size, count=count,
+        )  # fmt: skip
 
     async def get(self, source_id: str) -> Source:
         """One source with its summary numbers and the images it was measured in."""
@@ -307,9 +367,8 @@ class Sources:
         science.check_radius(radius_arcsec)
         margin = radius_arcsec / 3600.0 + 1e-6
         db = await self._connections.products()
-        sql, params = list_query(
-            db.catalog, dec_range=(max(-90.0, dec_deg - margin), min(90.0, dec_deg + margin))
-        )
+        band = (max(-90.0, dec_deg - margin), min(90.0, dec_deg + margin))
+        sql, params = list_select(db.catalog, SourceFilters(), dec_range=band).build()
 
         def compute(frame: pd.DataFrame) -> pd.DataFrame:
             return science.cone(frame, ra_deg, dec_deg, radius_arcsec)
@@ -322,7 +381,7 @@ class Sources:
         science.check_radius(radius_arcsec)
         science.catalog_positions(catalog)  # a bad catalog fails before any query
         db = await self._connections.products()
-        sql, params = list_query(db.catalog)
+        sql, params = list_select(db.catalog, SourceFilters()).build()
 
         def compute(frame: pd.DataFrame) -> pd.DataFrame:
             return science.crossmatch(frame, catalog, radius_arcsec)

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .grade import GRADES, STAGE_GRADES, grade
+from ..vocab import GRADES, STAGE_GRADES
+from .grade import grade
 from .report import QAReport
 from .rules import CATALOGUE, ENV_QA_RULES, Metric, QARules, Rule
 

@@ -16,22 +16,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from .. import frames
-from ..schema import MS_STAGES
+from ..vocab import MS_STAGES, STAGE_GRADES
 from .rules import Rule
 
 NOT_APPLICABLE, NOT_ASSESSED, PASS, WARN, FAIL = -2, -1, 0, 1, 2
 STATUS_NAMES = ["n/a", "not assessed", "pass", "warn", "fail"]
 _STATUS_DTYPE = pd.CategoricalDtype(STATUS_NAMES)
-GRADES = ("good", "warn", "fail", "not assessed")
-# The pipeline's own rule, the fallback where an object has no metric at all.
-STAGE_GRADES = {
-    "imaged": "good",
-    "mosaicked": "good",
-    "cataloged": "good",
-    "calibrated": "warn",
-    "ingested": "fail",
-    "converted": "fail",
-}
 _NULL_TEXT = pa.scalar(None, pa.string())
 
 

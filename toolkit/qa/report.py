@@ -14,9 +14,10 @@ import numpy as np
 import pandas as pd
 
 from .. import plots
-from ..arguments import MJD_UNIX_EPOCH, SECONDS_PER_DAY, TimeLike, to_utc_timestamp
+from ..arguments import TimeLike, to_utc_timestamp
 from ..errors import FileNotAccessibleError, ValidationError
-from .grade import GRADES
+from ..mjd import mjd_to_unix
+from ..vocab import GRADES
 from .rules import QARules
 
 WORST_IMAGES = 10
@@ -224,7 +225,7 @@ def _flagged_trend(ms: pd.DataFrame) -> pd.DataFrame:
     columns = ["median_pct", "max_pct", "n"]
     if not len(ms) or ms["flagged_fraction"].notna().sum() == 0:
         return pd.DataFrame(columns=columns)
-    unix = (ms["mid_mjd"] - MJD_UNIX_EPOCH) * SECONDS_PER_DAY
+    unix = mjd_to_unix(ms["mid_mjd"])
     night = pd.to_datetime(unix, unit="s", utc=True).dt.strftime("%Y-%m-%d").rename("night")
     pct = (ms["flagged_fraction"] * 100.0).rename("pct")
     grouped = pct.groupby(night).agg(["median", "max", "count"])

@@ -21,7 +21,7 @@ from typing import Any, Literal
 import pandas as pd
 
 from ..errors import FileNotAccessibleError, ValidationError
-from ..schema import MS_STAGES
+from ..vocab import MS_STAGES
 
 Section = Literal["image", "ms", "calibration", "job"]
 CheckKind = Literal["above", "below", "stage", "values", "required"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,39 +11,32 @@ import ipywidgets as w
 import pandas as pd
 
 from ..client import AsyncClient
-from ..db.base import Backend
-from ..schema import Kind
-from .paging import PAGE_SIZES, SORT_VALUE, Cursor, PageState, TableQuery, check_page_size
+from ..domains.paging import Cursor, Page
+from .paging import PAGE_SIZES, PageState, check_page_size
 from .runner import Runner
-
-OpenBackend = Callable[[AsyncClient], Awaitable[Backend]]
-BuildQuery = Callable[[Backend, Mapping[str, Any]], TableQuery]
 
 
 @dataclass(frozen=True)
 class Choice:
-    """A dropdown filter: its label, and the values offered (read from the database when None)."""
+    """A dropdown filter: the area's filter name, its label, and the values offered."""
 
     name: str
     label: str
-    options: Sequence[str] | None = None
+    options: Sequence[str]
 
 
 @dataclass(frozen=True)
 class TableSpec:
-    """Everything one tab needs: where its rows come from and what a user can do with them."""
+    """Everything one tab needs: the client area its pages come from and what a user can do with them."""
 
     title: str
-    backend: OpenBackend
-    build: BuildQuery  # the filtered query for the current filter values
-    kinds: Mapping[str, Kind]
+    area: str  # the client attribute whose ``page`` call serves this tab: "images", "ms", ...
     shown: Sequence[str]  # columns shown in the table
-    sorts: Mapping[str, str]  # label -> SQL column (the first is the default)
-    key_column: str  # the frame column holding the key (for cursors)
+    sorts: Mapping[str, str]  # label -> the area's sort name (the first is the default)
+    key_column: str  # the frame column naming a row (what its panel opens)
     choices: Sequence[Choice] = ()
     search_label: str = "path contains"
     dates: bool = True
-    post: Callable[[pd.DataFrame], pd.DataFrame] | None = None
     label_column: str = "path"
     descending: bool = True  # the first order shown (newest first for most tabs)
 
@@ -85,11 +78,10 @@ class TableView(w.VBox):  # type: ignore[misc]
         self.on_select = on_select
         self.state = PageState(size=check_page_size(size))
         self.frame = pd.DataFrame()
+        self.page: Page | None = None
         self._token = 0  # only the newest request may update the view
         self.choice_widgets = {
-            c.name: w.Dropdown(
-                description=c.label, options=[("any", "")] + [(o, o) for o in (c.options or ())]
-            )
+            c.name: w.Dropdown(description=c.label, options=[("any", "")] + [(o, o) for o in c.options])
             for c in spec.choices
         }
         self.search = w.Text(description=spec.search_label, continuous_update=False)
@@ -172,46 +164,35 @@ class TableView(w.VBox):  # type: ignore[misc]
 
     # ----------------------------------------------------------------------------------- filters
     def filter_values(self) -> dict[str, Any]:
+        """The area's filters as set in the controls (unset ones are None)."""
         values: dict[str, Any] = {name: dd.value or None for name, dd in self.choice_widgets.items()}
         values["search"] = self.search.value.strip() or None
-        values["since"] = self.since.value.strip() or None
-        values["until"] = self.until.value.strip() or None
+        if self.spec.dates:
+            values["since"] = self.since.value.strip() or None
+            values["until"] = self.until.value.strip() or None
         return values
-
-    def query(self, db: Backend) -> TableQuery:
-        q = self.spec.build(db, self.filter_values())
-        return q.sorted_by(self.spec.sorts[self.sort.value], bool(self.descending.value))
 
     # ------------------------------------------------------------------------------------ paging
     def reload(self) -> None:
         """Back to page 1 with the current filters, sort and size; recount."""
         self.state = PageState(size=int(self.page_size.value))
-        self._load(after=None, count=True)
+        self._load(number=0, count=True)
 
     def next_page(self) -> None:
-        if self.state.last is not None and len(self.frame) == self.state.size:
-            self._load(after=self.state.last, number=self.state.number + 1)
+        if self.page is not None and self.page.next is not None:
+            self._load(after=self.page.next, number=self.state.number + 1)
 
     def previous_page(self) -> None:
-        if self.state.number > 0:
-            first = self.state.firsts[self.state.number]
-            self._load(before=first, number=self.state.number - 1)
+        if self.page is not None and self.page.previous is not None and self.state.number > 0:
+            self._load(before=self.page.previous, number=self.state.number - 1)
 
     def last_page(self) -> None:
         self._load(last=True)
 
     def goto(self, number: int) -> None:
-        """Page ``number`` (0-based): the row before it is found by an index walk, then the page by keyset."""
-        if number <= 0:
-            self._load(number=0)
-        else:
-            self._load(jump=number * self.state.size - 1, number=number)
-
-    def _cursor(self, row: Mapping[str, Any]) -> Cursor:
-        value = row[SORT_VALUE]
-        if value is not None and not isinstance(value, str) and pd.isna(value):
-            value = None
-        return Cursor(value, row[self.spec.key_column])
+        """Page ``number`` (0-based), found by an index walk and then read by keyset."""
+        number = max(0, number)
+        self._load(jump=number + 1, number=number)
 
     def _load(
         self,
@@ -228,41 +209,28 @@ class TableView(w.VBox):  # type: ignore[misc]
         self.message.value = '<span style="color:#57606a">loading…</span>'
         size = self.state.size
         spec = self.spec
+        filters = self.filter_values()
+        sort = spec.sorts[self.sort.value]
+        descending = bool(self.descending.value)
 
-        async def work(api: AsyncClient) -> tuple[pd.DataFrame, int | None, TableQuery]:
-            db = await spec.backend(api)
-            q = self.query(db)
-            start = after
-            if jump is not None:
-                found = await db.fetch_rows(*q.cursor_at(jump))
-                if not found:
-                    return pd.DataFrame(), None, q
-                start = Cursor(found[0][0], found[0][1])
-            if last:
-                sql, params = q.last_page(size)
-            else:
-                sql, params = q.page(size, after=start, before=before)
-            frame = await db.fetch_frame(sql, params, spec.kinds, post=spec.post)
-            if last or before is not None:
-                frame = frame.iloc[::-1].reset_index(drop=True)
-            total = None
-            if count:
-                count_sql, count_params = q.count()
-                total = int((await db.fetch_rows(count_sql, count_params))[0][0])
-            return frame, total, q
+        async def work(api: AsyncClient) -> Page:
+            area = getattr(api, spec.area)
+            page: Page = await area.page(
+                filters, sort=sort, descending=descending, after=after, before=before, number=jump,
+                last=last, size=size, count=count,
+            )  # fmt: skip
+            return page
 
-        def done(result: tuple[pd.DataFrame, int | None, TableQuery]) -> None:
+        def done(page: Page) -> None:
             if token != self._token:
                 return
-            frame, total, q = result
-            if total is not None:
-                self.state.count = total
-                self.state.capped = total > 10_000
+            if page.count is not None:
+                self.state.count, self.state.capped = page.count, page.capped
             if last and self.state.count is not None and not self.state.capped:
-                number_ = max(0, (self.state.count - 1) // size)
+                shown = max(0, (self.state.count - 1) // size)
             else:
-                number_ = number
-            self._show(frame, number_, q)
+                shown = number
+            self._show(page, shown)
 
         def failed(message: str) -> None:
             if token == self._token:
@@ -270,17 +238,13 @@ class TableView(w.VBox):  # type: ignore[misc]
 
         self.runner.start(work, done, failed)
 
-    def _show(self, frame: pd.DataFrame, number: int, q: TableQuery) -> None:
-        self.frame = frame
+    def _show(self, page: Page, number: int) -> None:
+        self.page = page
+        self.frame = frame = page.rows
         self.state.number = number
         rows: list[dict[str, Any]] = [
             {str(k): v for k, v in r.items()} for r in frame.to_dict(orient="records")
         ]
-        if rows:
-            while len(self.state.firsts) <= number:
-                self.state.firsts.append(self._cursor(rows[0]))
-            self.state.firsts[number] = self._cursor(rows[0])
-            self.state.last = self._cursor(rows[-1])
         self.message.value = "" if rows else '<span style="color:#57606a">no rows match these filters</span>'
         self.table.value = html_table(frame, self.spec.shown)
         self.label.value = self.state.label()
@@ -291,8 +255,8 @@ class TableView(w.VBox):  # type: ignore[misc]
         ]
         self.rows.value = None
         self.rows.observe(self._selected, names="value")
-        self.prev_button.disabled = number == 0
-        self.next_button.disabled = len(frame) < self.state.size
+        self.prev_button.disabled = page.previous is None
+        self.next_button.disabled = page.next is None
 
     def _selected(self, change: Mapping[str, Any]) -> None:
         index = change["new"]

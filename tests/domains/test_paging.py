@@ -1,4 +1,4 @@
-"""Keyset paging against plain ORDER BY/OFFSET on real SQLite tables with ties and NULLs (no event loop)."""
+"""Keyset paging SQL against plain ORDER BY/OFFSET on real SQLite tables with ties and NULLs (no event loop)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from toolkit.domains.paging import Cursor, KeysetQuery
+from toolkit.domains.query import Select, like_pattern
 from toolkit.errors import ValidationError
-from toolkit.widgets.paging import Cursor, PageState, TableQuery, check_page_size, like_pattern
+from toolkit.widgets.paging import PageState, check_page_size
 
 
 def table(values: list[int | None]) -> sqlite3.Connection:
@@ -25,7 +27,7 @@ def expected_order(conn: sqlite3.Connection, descending: bool, where: str = "1")
     return [r[0] for r in conn.execute(f"SELECT id FROM t WHERE {where} ORDER BY v {d}, id {d}")]
 
 
-def walk_forward(conn: sqlite3.Connection, q: TableQuery, size: int) -> list[int]:
+def walk_forward(conn: sqlite3.Connection, q: KeysetQuery, size: int) -> list[int]:
     seen: list[int] = []
     cursor: Cursor | None = None
     while True:
@@ -36,7 +38,7 @@ def walk_forward(conn: sqlite3.Connection, q: TableQuery, size: int) -> list[int
         cursor = Cursor(rows[-1][1], rows[-1][0])
 
 
-def walk_backward(conn: sqlite3.Connection, q: TableQuery, size: int) -> list[int]:
+def walk_backward(conn: sqlite3.Connection, q: KeysetQuery, size: int) -> list[int]:
     rows = conn.execute(*q.last_page(size)).fetchall()[::-1]
     seen = [r[0] for r in rows]
     while rows:
@@ -56,7 +58,7 @@ def test_keyset_pages_equal_order_by_in_both_directions(
     values: list[int | None], descending: bool, size: int
 ) -> None:
     conn = table(values)
-    q = TableQuery(["t.id", "t.v"], "t", key="t.id", sort="t.v", descending=descending)
+    q = KeysetQuery(Select(["t.id", "t.v"], "t"), key="t.id", sort="t.v", descending=descending)
     want = expected_order(conn, descending)
     assert walk_forward(conn, q, size) == want
     assert walk_backward(conn, q, size) == want
@@ -70,12 +72,16 @@ def test_keyset_pages_equal_order_by_in_both_directions(
 
 def test_filters_a_non_null_sort_and_the_key_alone() -> None:
     conn = table([3, 1, 2, 2, None, 5])
-    q = TableQuery(["t.id", "t.v"], "t", key="t.id", sort="t.v", descending=False).filtered("t.v >= ?", 2)
+    q = KeysetQuery(
+        Select(["t.id", "t.v"], "t").filter("t.v >= ?", 2), key="t.id", sort="t.v", descending=False
+    )
     assert walk_forward(conn, q, 2) == expected_order(conn, False, "v >= 2")
-    by_key = TableQuery(["t.id", "t.id"], "t", key="t.id", sort="t.id", descending=True)
+    by_key = KeysetQuery(Select(["t.id", "t.id"], "t"), key="t.id", sort="t.id", descending=True)
     assert walk_forward(conn, by_key, 4) == [6, 5, 4, 3, 2, 1]
     assert "IS NULL" not in by_key.page(4)[0]
-    not_null = TableQuery(["t.id", "t.name"], "t", key="t.id", sort="t.name", not_null=frozenset({"t.name"}))
+    not_null = KeysetQuery(
+        Select(["t.id", "t.name"], "t"), key="t.id", sort="t.name", not_null=frozenset({"t.name"})
+    )
     assert "IS NULL" not in not_null.page(2, after=Cursor("row_3", 4))[0]
 
 
@@ -85,23 +91,21 @@ def test_grouped_pages_filter_before_grouping() -> None:
     conn.executemany(
         "INSERT INTO p (source_id, flux) VALUES (?, ?)", [(f"S{i % 7}", float(i)) for i in range(50)]
     )
-    q = TableQuery(
-        ["p.source_id", "p.source_id", "COUNT(*)"],
-        "p",
+    q = KeysetQuery(
+        Select(["p.source_id", "p.source_id", "COUNT(*)"], "p", group_by="p.source_id"),
         key="p.source_id",
         sort="p.source_id",
         descending=False,
-        group_by="p.source_id",
     )
     sql, params = q.page(3, after=Cursor("S2", "S2"))
     assert sql.index("WHERE") < sql.index("GROUP BY")
     assert [r[0] for r in conn.execute(sql, params)] == ["S3", "S4", "S5"]
     # Jumping by number walks the group keys one index seek at a time, in either direction.
     for descending in (False, True):
-        walk = TableQuery(
-            ["p.source_id", "p.source_id"], "p", key="p.source_id", sort="p.source_id", descending=descending,
-            group_by="p.source_id", where=("p.source_id <> 'S4'",),
-        )  # fmt: skip
+        grouped = Select(
+            ["p.source_id", "p.source_id"], "p", where=["p.source_id <> 'S4'"], group_by="p.source_id"
+        )
+        walk = KeysetQuery(grouped, key="p.source_id", sort="p.source_id", descending=descending)
         keys = sorted({f"S{i % 7}" for i in range(50)} - {"S4"}, reverse=descending)
         for offset, key in enumerate(keys):
             assert conn.execute(*walk.cursor_at(offset)).fetchone() == (key, key)
@@ -129,8 +133,8 @@ def test_explicit_null_order_matches_sqlites_own() -> None:
     """Spelled out (as PostgreSQL needs), the order is SQLite's: NULLs first ascending, last descending."""
     conn = table([3, None, 1, None, 2])
     for descending in (True, False):
-        q = TableQuery(
-            ["t.id", "t.v"], "t", key="t.id", sort="t.v", descending=descending, explicit_nulls=True
+        q = KeysetQuery(
+            Select(["t.id", "t.v"], "t"), key="t.id", sort="t.v", descending=descending, explicit_nulls=True
         )
         assert "NULLS" in q.page(2)[0]
         assert walk_forward(conn, q, 2) == expected_order(conn, descending)
