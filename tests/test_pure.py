@@ -291,3 +291,18 @@ def test_the_stage_rule_in_sql_is_the_stage_table() -> None:
         (got,) = conn.execute(f"SELECT {stage_grade_sql('s')} FROM (SELECT ? AS s)", [stage]).fetchone()
         want = None if stage is None else STAGE_GRADES.get(stage, "fail")
         assert got == want, stage
+
+
+def test_one_catalog_loader_for_both_backends() -> None:
+    from toolkit.db.base import POSTGRESQL
+
+    sqlite_rows = [("images", "id"), ("images", "path"), ("jobs", "id")]
+    catalog = Catalog.from_columns(sqlite_rows)
+    assert catalog.columns("images") == {"id", "path"} and catalog.missing(["images", "ms_index"]) == [
+        "ms_index"
+    ]
+    assert catalog.time_placeholder("images", "created_at") == "?"
+    pg_rows = [("images", "created_at", "timestamp with time zone"), ("images", "id", "bigint")]
+    pg = Catalog.from_columns(pg_rows, POSTGRESQL)
+    assert pg.time_placeholder("images", "created_at") == "to_timestamp(?)"
+    assert pg.time_placeholder("images", "id") == "?" and pg.dialect.name == "postgresql"

@@ -6,7 +6,7 @@ translates driver errors into :mod:`toolkit.errors`.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -74,6 +74,23 @@ class Catalog:
     # (table, column) pairs stored as timestamps rather than the pipeline's unix seconds (a PostgreSQL site
     # with its own schema): filters bind unix seconds through to_timestamp() there.
     timestamps: frozenset[tuple[str, str]] = frozenset()
+
+    @classmethod
+    def from_columns(cls, rows: Iterable[Sequence[Any]], dialect: Dialect = SQLITE) -> Catalog:
+        """A catalog from ``(table, column)`` rows, or ``(table, column, data_type)`` where the database
+        reports types (a ``timestamp...`` type marks a column stored as a timestamp)."""
+        tables: dict[str, set[str]] = {}
+        stamps: set[tuple[str, str]] = set()
+        for row in rows:
+            table, column = str(row[0]), str(row[1])
+            tables.setdefault(table, set()).add(column)
+            if len(row) > 2 and str(row[2]).startswith("timestamp"):
+                stamps.add((table, column))
+        return cls({t: frozenset(c) for t, c in tables.items()}, dialect, frozenset(stamps))
+
+    def missing(self, required: Iterable[str]) -> list[str]:
+        """The tables of ``required`` this database does not have."""
+        return [t for t in required if not self.has_table(t)]
 
     def time_placeholder(self, table: str, column: str) -> str:
         """The placeholder for a unix-seconds value compared with ``table.column``."""

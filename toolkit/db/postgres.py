@@ -192,14 +192,8 @@ class PostgresBackend:
             "SELECT table_name, column_name, data_type FROM information_schema.columns "
             "WHERE table_schema = current_schema()"
         )
-        tables: dict[str, set[str]] = {}
-        stamps = set()
-        for table, column, data_type in rows:
-            tables.setdefault(str(table), set()).add(str(column))
-            if str(data_type).startswith("timestamp"):
-                stamps.add((str(table), str(column)))
-        backend.catalog = Catalog({t: frozenset(c) for t, c in tables.items()}, POSTGRESQL, frozenset(stamps))
-        missing = [t for t in required_tables if not backend.catalog.has_table(t)]
+        backend.catalog = Catalog.from_columns(rows, POSTGRESQL)
+        missing = backend.catalog.missing(required_tables)
         if missing:
             await backend.aclose()
             raise DatabaseConnectionError(

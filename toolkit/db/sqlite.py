@@ -224,11 +224,8 @@ class SQLiteBackend:
         except BaseException:
             await backend.aclose()
             raise
-        tables: dict[str, set[str]] = {}
-        for table, column in rows:
-            tables.setdefault(table, set()).add(column)
-        backend.catalog = Catalog({name: frozenset(cols) for name, cols in tables.items()})
-        missing = [t for t in required_tables if not backend.catalog.has_table(t)]
+        backend.catalog = Catalog.from_columns(rows)
+        missing = backend.catalog.missing(required_tables)
         if missing:
             await backend.aclose()
             raise DatabaseConnectionError(
