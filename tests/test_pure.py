@@ -109,7 +109,7 @@ def test_missing_columns_are_selected_as_null() -> None:
 def test_filters_are_bound_never_pasted() -> None:
     evil = "x'; DROP TABLE images; --"
     filters = images.ImageFilters(type=evil, ms_path=evil, search=evil)
-    sql, params = images.list_select(NEWER_CATALOG, filters, limit=5, offset=10).build()
+    sql, params = images.LISTING.list_select(NEWER_CATALOG, filters, limit=5, offset=10).build()
     assert evil not in sql and params.count(evil) == 2 and params[-2:] == [5, 10]
     assert f"%{evil}%" in params
     q = Select(["a"], "t").filter_in("a", ["x", "y"]).filter_range("b", 1, None)
@@ -117,9 +117,9 @@ def test_filters_are_bound_never_pasted() -> None:
 
 
 def test_jobs_are_derived_from_ms_index_without_a_jobs_table() -> None:
-    sql, _ = jobs.list_select(OLDER_CATALOG, jobs.JobFilters()).build()
+    sql, _ = jobs.LISTING.list_select(OLDER_CATALOG, jobs.JobFilters()).build()
     assert "FROM ms_index AS m" in sql and "1 AS derived" in sql
-    sql, _ = jobs.list_select(NEWER_CATALOG, jobs.JobFilters()).build()
+    sql, _ = jobs.LISTING.list_select(NEWER_CATALOG, jobs.JobFilters()).build()
     assert "FROM jobs AS j" in sql and "0 AS derived" in sql
 
 

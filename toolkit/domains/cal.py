@@ -17,7 +17,7 @@ from ..errors import RecordNotFoundError
 from ..records import CalTable, parse_json
 from ..schema import Kind, kinds
 from ..vocab import CAL_STATUSES, TABLE_TYPES
-from .filters import Filters, explain_empty
+from .filters import Filters, Vocabulary
 from .paging import Cursor, Keyset, Listing, Page
 from .query import Select, select_columns
 
@@ -38,6 +38,11 @@ class CalFilters(Filters):
     valid_at_mjd: float | None = None
     search: str | None = None
 
+    vocabularies = (
+        Vocabulary("table_type", "caltables", "table_type", TABLE_TYPES),
+        Vocabulary("status", "caltables", "status", CAL_STATUSES),
+    )
+
     def apply(self, q: Select, catalog: Catalog) -> Select:
         if self.set_name is not None:
             q.filter("c.set_name = ?", check_text(self.set_name, "set_name"))
@@ -48,23 +53,9 @@ class CalFilters(Filters):
             q.filter("c.valid_start_mjd <= ? AND c.valid_end_mjd >= ?", at, at)
         return q.filter_contains("c.set_name", self.search)
 
-    async def explain(self, db: Backend) -> None:
-        for column, value, valid in (
-            ("table_type", self.table_type, TABLE_TYPES),
-            ("status", self.status, CAL_STATUSES),
-        ):
-            if value is not None:
-                await explain_empty(db, "caltables", column, check_choices(value, column) or [], valid)
-
 
 def select(catalog: Catalog) -> Select:
     return Select(select_columns(catalog, "caltables", "c"), "caltables AS c")
-
-
-def list_select(catalog: Catalog, filters: CalFilters) -> Select:
-    q = filters.apply(select(catalog), catalog)
-    q.order_by = "c.valid_start_mjd DESC, c.set_name, c.order_index, c.id"
-    return q
 
 
 LISTING = Listing(
@@ -77,6 +68,7 @@ LISTING = Listing(
     CalFilters,
     select,
     KINDS,
+    order_by="c.valid_start_mjd DESC, c.set_name, c.order_index, c.id",
 )
 
 
@@ -145,7 +137,7 @@ class CalTables:
             set_name=set_name, table_type=table_type, status=status, valid_at_mjd=valid_at_mjd, search=search
         )
         db = await self._connections.require_calibration()
-        sql, params = list_select(db.catalog, filters).build()
+        sql, params = LISTING.list_select(db.catalog, filters).build()
         frame = await db.fetch_frame(sql, params, KINDS)
         if frame.empty:
             await filters.explain(db)

@@ -8,17 +8,32 @@ through it, so the same filter means the same rows everywhere.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, fields
-from typing import Any, Self
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Self
 
+from ..arguments import check_choices
 from ..db.base import Backend, Catalog
 from ..errors import ValidationError
 from .query import Select
 
 
 @dataclass(frozen=True)
+class Vocabulary:
+    """A filter whose values come from a vocabulary: ``field`` filters ``table.column``, and ``values`` are
+    the ones the pipeline defines (valid even where no row holds them yet)."""
+
+    field: str
+    table: str
+    column: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Filters:
-    """Base of the areas' filter objects (fields: the filters; ``apply``: their SQL)."""
+    """Base of the areas' filter objects (fields: the filters; ``apply``: their SQL; ``vocabularies``: the
+    filters ``explain`` checks when nothing matched)."""
+
+    vocabularies: ClassVar[tuple[Vocabulary, ...]] = ()
 
     @classmethod
     def of(cls, value: Filters | Mapping[str, Any] | None) -> Self:
@@ -44,10 +59,11 @@ class Filters:
 
     async def explain(self, db: Backend) -> None:
         """Called when these filters matched nothing: raise ``ValidationError`` where a value is unknown."""
-
-    def asked(self) -> dict[str, Any]:
-        """The filters that were given (not None)."""
-        return {k: v for k, v in asdict(self).items() if v is not None}
+        for vocabulary in self.vocabularies:
+            value = getattr(self, vocabulary.field)
+            if value is not None:
+                asked = check_choices(value, vocabulary.field) or []
+                await explain_empty(db, vocabulary.table, vocabulary.column, asked, vocabulary.values)
 
 
 async def explain_empty(

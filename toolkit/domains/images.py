@@ -9,36 +9,21 @@ from typing import Any
 import pandas as pd
 
 from .. import frames
-from ..arguments import TimeLike, check_choices, check_limit, check_text, check_time_range
+from ..arguments import TimeLike, check_choices, check_text, check_time_range
 from ..cache import cached
-from ..db.base import Backend, Catalog
+from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
 from ..records import Image
 from ..runids import fill_run_ids
 from ..schema import Kind, kinds
 from ..vocab import IMAGE_TYPES, stage_grade_sql
-from .filters import Filters, explain_empty
+from .filters import Filters, Vocabulary
 from .listing import fetch_listing
 from .paging import Cursor, Keyset, Listing, Page
 from .query import IMAGES_WITH_MS, Select, latest_run_id, select_columns
 
 KINDS: dict[str, Kind] = {**kinds("images"), "qa_grade": "text", "run_id": "text"}
-_KEYSET = Keyset(
-    key="i.id",
-    key_column="id",
-    table="images",
-    sorts={
-        "created_at": "i.created_at",
-        "noise_jy": "i.noise_jy",
-        "dynamic_range": "i.dynamic_range",
-        "beam_major_arcsec": "i.beam_major_arcsec",
-        "type": "i.type",
-        "path": "i.path",
-        "id": "i.id",
-    },
-    count_source="images AS i",
-)
 
 
 @dataclass(frozen=True)
@@ -55,6 +40,8 @@ class ImageFilters(Filters):
     until: TimeLike | None = None
     search: str | None = None
 
+    vocabularies = (Vocabulary("type", "images", "type", IMAGE_TYPES),)
+
     def apply(self, q: Select, catalog: Catalog) -> Select:
         start, end = check_time_range(self.since, self.until)
         q.filter_in("i.type", check_choices(self.type, "type"))
@@ -62,11 +49,6 @@ class ImageFilters(Filters):
             q.filter("i.ms_path = ?", check_text(self.ms_path, "ms_path"))
         q.filter_range("i.created_at", start, end, catalog.time_placeholder("images", "created_at"))
         return q.filter_contains("i.path", self.search)
-
-    async def explain(self, db: Backend) -> None:
-        """Called on an empty answer: an image type nobody has is a typo."""
-        if self.type is not None:
-            await explain_empty(db, "images", "type", check_choices(self.type, "type") or [], IMAGE_TYPES)
 
 
 def select(catalog: Catalog) -> Select:
@@ -79,17 +61,28 @@ def select(catalog: Catalog) -> Select:
     return Select(columns, IMAGES_WITH_MS)
 
 
-def list_select(
-    catalog: Catalog, filters: ImageFilters, *, limit: int | None = None, offset: int = 0
-) -> Select:
-    limit, offset = check_limit(limit, offset)
-    q = filters.apply(select(catalog), catalog)
-    q.order_by = "i.created_at DESC, i.id DESC"
-    q.limit, q.offset = limit, offset
-    return q
-
-
-LISTING = Listing(_KEYSET, ImageFilters, select, KINDS, fill_run_ids)
+LISTING = Listing(
+    Keyset(
+        key="i.id",
+        key_column="id",
+        table="images",
+        sorts={
+            "created_at": "i.created_at",
+            "noise_jy": "i.noise_jy",
+            "dynamic_range": "i.dynamic_range",
+            "beam_major_arcsec": "i.beam_major_arcsec",
+            "type": "i.type",
+            "path": "i.path",
+            "id": "i.id",
+        },
+        count_source="images AS i",
+    ),
+    ImageFilters,
+    select,
+    KINDS,
+    fill_run_ids,
+    order_by="i.created_at DESC, i.id DESC",
+)
 
 
 def filter_one_image(q: Select, id_or_path: int | str) -> Select:
@@ -128,7 +121,7 @@ class Images:
         """
         filters = ImageFilters(type=type, ms_path=ms_path, since=since, until=until, search=search)
         db = await self._connections.products()
-        q = list_select(db.catalog, filters, limit=limit, offset=offset)
+        q = LISTING.list_select(db.catalog, filters, limit=limit, offset=offset)
         frame = await fetch_listing(
             db, q, key="i.created_at", count_source="images AS i", kinds=KINDS, post=fill_run_ids
         )

@@ -9,16 +9,16 @@ from typing import Any
 import pandas as pd
 
 from .. import frames, runids
-from ..arguments import TimeLike, check_choices, check_limit, check_text, check_time_range
+from ..arguments import TimeLike, check_choices, check_text, check_time_range
 from ..cache import cached
-from ..db.base import Backend, Catalog
+from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
 from ..records import Job, parse_json
 from ..runids import fill_run_ids
 from ..schema import Kind, kinds
 from ..vocab import JOB_STATUS_OF_MS_STATUS, JOB_STATUSES
-from .filters import Filters, explain_empty
+from .filters import Filters, Vocabulary
 from .paging import Cursor, Keyset, Listing, Page
 from .query import Select, column_or_null, select_columns
 
@@ -69,27 +69,14 @@ class JobFilters(Filters):
     until: TimeLike | None = None
     search: str | None = None
 
+    # Without a jobs table (statuses derived from the MS) there is no column to look values up in.
+    vocabularies = (Vocabulary("status", "jobs", "status", JOB_STATUSES),)
+
     def apply(self, q: Select, catalog: Catalog) -> Select:
         start, end = check_time_range(self.since, self.until)
         q.filter_in("j.status", check_choices(self.status, "status"))
         q.filter_range("j.created_at", start, end, catalog.time_placeholder("jobs", "created_at"))
         return q.filter_contains("j.ms_path", self.search)
-
-    async def explain(self, db: Backend) -> None:
-        if self.status is not None and db.catalog.has_table("jobs"):
-            await explain_empty(
-                db, "jobs", "status", check_choices(self.status, "status") or [], JOB_STATUSES
-            )
-
-
-def list_select(
-    catalog: Catalog, filters: JobFilters, *, limit: int | None = None, offset: int = 0
-) -> Select:
-    limit, offset = check_limit(limit, offset)
-    q = filters.apply(select(catalog), catalog)
-    q.order_by = "j.created_at DESC, j.id DESC"
-    q.limit, q.offset = limit, offset
-    return q
 
 
 def add_job_columns(frame: pd.DataFrame) -> pd.DataFrame:
@@ -109,6 +96,7 @@ LISTING = Listing(
     select,
     KINDS,
     add_job_columns,
+    order_by="j.created_at DESC, j.id DESC",
 )
 
 
@@ -191,7 +179,7 @@ class Jobs:
         """
         filters = JobFilters(status=status, since=since, until=until, search=search)
         db = await self._connections.products()
-        sql, params = list_select(db.catalog, filters, limit=limit, offset=offset).build()
+        sql, params = LISTING.list_select(db.catalog, filters, limit=limit, offset=offset).build()
         frame = await db.fetch_frame(sql, params, KINDS, post=add_job_columns)
         if frame.empty:
             await filters.explain(db)

@@ -9,9 +9,9 @@ from typing import Any
 import pandas as pd
 
 from .. import frames
-from ..arguments import TimeLike, check_choices, check_limit, check_text, check_time_range
+from ..arguments import TimeLike, check_choices, check_text, check_time_range
 from ..cache import cached
-from ..db.base import Backend, Catalog
+from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError
 from ..mjd import unix_to_mjd
@@ -20,7 +20,7 @@ from ..runids import fill_ms_run_ids
 from ..schema import Kind, kinds
 from ..vocab import MS_STAGES, MS_STATUSES, stage_grade_sql
 from .cal import applied_tables
-from .filters import Filters, explain_empty
+from .filters import Filters, Vocabulary
 from .listing import fetch_listing
 from .paging import Cursor, Keyset, Listing, Page
 from .query import Select, latest_run_id, select_columns
@@ -42,17 +42,17 @@ class MSFilters(Filters):
     until: TimeLike | None = None
     search: str | None = None
 
+    vocabularies = (
+        Vocabulary("stage", "ms_index", "stage", MS_STAGES),
+        Vocabulary("status", "ms_index", "status", MS_STATUSES),
+    )
+
     def apply(self, q: Select, catalog: Catalog) -> Select:
         start, end = check_time_range(self.since, self.until)
         q.filter_in("m.stage", check_choices(self.stage, "stage"))
         q.filter_in("m.status", check_choices(self.status, "status"))
         q.filter_range("m.mid_mjd", unix_to_mjd(start), unix_to_mjd(end))
         return q.filter_contains("m.path", self.search)
-
-    async def explain(self, db: Backend) -> None:
-        for column, value, valid in (("stage", self.stage, MS_STAGES), ("status", self.status, MS_STATUSES)):
-            if value is not None:
-                await explain_empty(db, "ms_index", column, check_choices(value, column) or [], valid)
 
 
 def select(catalog: Catalog) -> Select:
@@ -63,14 +63,6 @@ def select(catalog: Catalog) -> Select:
         f"{latest_run_id(catalog, 'm.path')} AS run_id",
     ]
     return Select(columns, "ms_index AS m")
-
-
-def list_select(catalog: Catalog, filters: MSFilters, *, limit: int | None = None, offset: int = 0) -> Select:
-    limit, offset = check_limit(limit, offset)
-    q = filters.apply(select(catalog), catalog)
-    q.order_by = "m.mid_mjd DESC, m.path DESC"
-    q.limit, q.offset = limit, offset
-    return q
 
 
 LISTING = Listing(
@@ -84,6 +76,7 @@ LISTING = Listing(
     select,
     KINDS,
     fill_ms_run_ids,
+    order_by="m.mid_mjd DESC, m.path DESC",
 )
 
 
@@ -136,7 +129,7 @@ class MeasurementSets:
         """
         filters = MSFilters(stage=stage, status=status, since=since, until=until, search=search)
         db = await self._connections.products()
-        q = list_select(db.catalog, filters, limit=limit, offset=offset)
+        q = LISTING.list_select(db.catalog, filters, limit=limit, offset=offset)
         frame = await fetch_listing(
             db, q, key="m.mid_mjd", count_source="ms_index AS m", kinds=KINDS, post=fill_ms_run_ids
         )

@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..arguments import check_count
+from ..arguments import check_count, check_limit
 from ..db.base import Backend, Catalog, PostProcess
 from ..errors import ValidationError
 from ..schema import Kind
@@ -358,6 +358,17 @@ class Listing:
     select: Callable[[Catalog], Select]
     kinds: Mapping[str, Kind]
     post: PostProcess | None = None
+    order_by: str = ""  # list()'s order
+
+    def list_select(
+        self, catalog: Catalog, filters: Filters, *, limit: int | None = None, offset: int = 0
+    ) -> Select:
+        """``list()``'s query: the filtered select in the area's list order, with LIMIT/OFFSET."""
+        limit, offset = check_limit(limit, offset)
+        q = filters.apply(self.select(catalog), catalog)
+        q.order_by = self.order_by
+        q.limit, q.offset = limit, offset
+        return q
 
     async def page(
         self,

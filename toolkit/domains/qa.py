@@ -384,7 +384,7 @@ class QA:
         resolved = QARules.resolve(rules)
         db = await self._connections.products()
         filters = jobs_domain.JobFilters(status=status, since=since, until=until)
-        sql, params = jobs_domain.list_select(db.catalog, filters, limit=limit).build()
+        sql, params = jobs_domain.LISTING.list_select(db.catalog, filters, limit=limit).build()
         frame = await db.fetch_frame(
             sql, params, jobs_domain.KINDS, post=_job_post(resolved, as_of_time(as_of))
         )

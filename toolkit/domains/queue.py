@@ -14,19 +14,18 @@ from ..arguments import (
     TimeLike,
     as_of_time,
     check_choices,
-    check_limit,
     check_text,
     check_time_range,
     to_duration,
 )
 from ..cache import cached
-from ..db.base import Backend, Catalog
+from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError
 from ..records import QueueGroup, QueueStats
 from ..schema import Kind
 from ..vocab import QUEUE_FINISHED, QUEUE_STATES
-from .filters import Filters, explain_empty
+from .filters import Filters, Vocabulary
 from .paging import Cursor, Keyset, Listing, Page
 from .query import Select
 
@@ -67,27 +66,13 @@ class QueueFilters(Filters):
     until: TimeLike | None = None
     search: str | None = None
 
+    vocabularies = (Vocabulary("state", "ingest_queue", "state", QUEUE_STATES),)
+
     def apply(self, q: Select, catalog: Catalog) -> Select:
         start, end = check_time_range(self.since, self.until)
         q.filter_in("q.state", check_choices(self.state, "state"))
         q.filter_range("q.received_at", start, end)
         return q.filter_contains("q.group_id", self.search)
-
-    async def explain(self, db: Backend) -> None:
-        if self.state is not None:
-            await explain_empty(
-                db, "ingest_queue", "state", check_choices(self.state, "state") or [], QUEUE_STATES
-            )
-
-
-def list_select(
-    catalog: Catalog, filters: QueueFilters, *, limit: int | None = None, offset: int = 0
-) -> Select:
-    limit, offset = check_limit(limit, offset)
-    q = filters.apply(select(catalog), catalog)
-    q.order_by = "q.received_at DESC, q.group_id DESC"
-    q.limit, q.offset = limit, offset
-    return q
 
 
 LISTING = Listing(
@@ -100,6 +85,7 @@ LISTING = Listing(
     QueueFilters,
     select,
     KINDS,
+    order_by="q.received_at DESC, q.group_id DESC",
 )
 
 
@@ -122,7 +108,7 @@ class Queue:
         missing. ``since``/``until`` bound ``received_at``; ``search`` keeps group ids containing that text."""
         filters = QueueFilters(state=state, since=since, until=until, search=search)
         db = await self._connections.queue()
-        sql, params = list_select(db.catalog, filters, limit=limit, offset=offset).build()
+        sql, params = LISTING.list_select(db.catalog, filters, limit=limit, offset=offset).build()
         frame = await db.fetch_frame(sql, params, KINDS)
         if frame.empty:
             await filters.explain(db)

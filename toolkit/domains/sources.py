@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from .. import frames, science
-from ..arguments import check_count, check_limit, check_mjd_range, check_names, check_text
+from ..arguments import check_count, check_mjd_range, check_names, check_text
 from ..cache import cached
 from ..db.base import Backend, Catalog
 from ..db.connections import Connections
@@ -84,21 +84,11 @@ def select(catalog: Catalog) -> Select:
     )
 
 
-def list_select(
-    catalog: Catalog,
-    filters: SourceFilters,
-    *,
-    limit: int | None = None,
-    offset: int = 0,
-    dec_range: tuple[float, float] | None = None,
-) -> Select:
-    limit, offset = check_limit(limit, offset)
-    q = filters.apply(select(catalog), catalog)
-    if dec_range is not None:  # the cone search's band of declination, on the mean position
-        q.having.append("AVG(p.dec_deg) BETWEEN ? AND ?")
-        q.having_params.extend(dec_range)
-    q.order_by = "p.source_id"
-    q.limit, q.offset = limit, offset
+def cone_select(catalog: Catalog, dec_range: tuple[float, float]) -> Select:
+    """Every source whose mean position lies in a band of declination (the cone search's candidates)."""
+    q = LISTING.list_select(catalog, SourceFilters())
+    q.having.append("AVG(p.dec_deg) BETWEEN ? AND ?")
+    q.having_params.extend(dec_range)
     return q
 
 
@@ -114,6 +104,7 @@ LISTING = Listing(
     SourceFilters,
     select,
     SOURCE_KINDS,
+    order_by="p.source_id",
 )
 
 
@@ -224,7 +215,7 @@ class Sources:
         """
         db = await self._connections.products()
         filters = SourceFilters(min_detections=min_detections, search=search)
-        sql, params = list_select(db.catalog, filters, limit=limit, offset=offset).build()
+        sql, params = LISTING.list_select(db.catalog, filters, limit=limit, offset=offset).build()
         return await db.fetch_frame(sql, params, SOURCE_KINDS)
 
     async def page(
@@ -368,7 +359,7 @@ class Sources:
         margin = radius_arcsec / 3600.0 + 1e-6
         db = await self._connections.products()
         band = (max(-90.0, dec_deg - margin), min(90.0, dec_deg + margin))
-        sql, params = list_select(db.catalog, SourceFilters(), dec_range=band).build()
+        sql, params = cone_select(db.catalog, band).build()
 
         def compute(frame: pd.DataFrame) -> pd.DataFrame:
             return science.cone(frame, ra_deg, dec_deg, radius_arcsec)
@@ -381,7 +372,7 @@ class Sources:
         science.check_radius(radius_arcsec)
         science.catalog_positions(catalog)  # a bad catalog fails before any query
         db = await self._connections.products()
-        sql, params = list_select(db.catalog, SourceFilters()).build()
+        sql, params = LISTING.list_select(db.catalog, SourceFilters()).build()
 
         def compute(frame: pd.DataFrame) -> pd.DataFrame:
             return science.crossmatch(frame, catalog, radius_arcsec)

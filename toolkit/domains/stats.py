@@ -56,6 +56,6 @@ async def stats(connections: Connections, recent: int = 10) -> Stats:
         cal_total = int((await cal.fetch_rows("SELECT COUNT(*) FROM caltables"))[0][0])
     values = stats_from_counts(rows, cal_total)
     values["jobs_total"] = sum(values["jobs_by_status"].values())
-    sql, params = images.list_select(db.catalog, images.ImageFilters(), limit=recent).build()
+    sql, params = images.LISTING.list_select(db.catalog, images.ImageFilters(), limit=recent).build()
     values["recent_images"] = await db.fetch_frame(sql, params, images.KINDS, post=fill_run_ids)
     return Stats(**values)
