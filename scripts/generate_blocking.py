@@ -21,7 +21,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "toolkit" / "blocking.py"
-AREAS = ("images", "ms", "sources", "jobs", "cal", "qa", "logs", "queue", "services")
 TOP_LEVEL = ("stats", "sql", "provenance")
 NAME = re.compile(r"\b([A-Za-z_][A-Za-z_0-9]*)(?:\.[A-Za-z_][A-Za-z_0-9]*)*")
 
@@ -113,12 +112,13 @@ def _public(obj: Any) -> list[tuple[str, Any]]:
 
 
 def generate() -> str:
-    from toolkit.client import AsyncClient
+    from toolkit.client import AsyncClient, area_names
 
     client = AsyncClient(products_db="unused.sqlite3")
     imports: dict[str, str] = {}
     classes: list[str] = []
-    for area in AREAS:
+    wiring: list[tuple[str, str]] = []
+    for area in area_names(client):
         obj = getattr(client, area)
         cls = type(obj)
         home = sys.modules[cls.__module__]
@@ -129,12 +129,20 @@ def generate() -> str:
             f'    """``client.{area}``, blocking: each method is ``AsyncClient.{area}``\'s, waited for."""\n\n'
             f"    _area: {cls.__name__}\n\n" + "\n\n".join(methods)
         )
+        wiring.append((area, f"Blocking{cls.__name__}"))
     home = sys.modules[AsyncClient.__module__]
     top = [_method(name, getattr(client, name), "self._area", imports, home) for name in TOP_LEVEL]
     classes.append(
         "class BlockingClientCalls(BlockingArea):\n"
         '    """The calls made on the client itself (``stats``, ``sql``, ``provenance``), blocking."""\n\n'
         "    _area: AsyncClient\n\n" + "\n\n".join(top)
+    )
+    classes.append(
+        "class BlockingAreas:\n"
+        '    """The blocking twin of each area of ``AsyncClient``, attached by ``Client``."""\n\n'
+        + "".join(f"    {area}: {cls}\n" for area, cls in wiring)
+        + "\n    def _attach_areas(self, loop: LoopThread, client: AsyncClient) -> None:\n"
+        + "".join(f"        self.{area} = {cls}(loop, client.{area})\n" for area, cls in wiring)
     )
     imports["AsyncClient"] = "from .client import AsyncClient"
     typed = sorted(
@@ -148,7 +156,7 @@ def generate() -> str:
         'call waits for the async one on the client\'s private loop (see :mod:`toolkit.sync`)."""\n\n'
         "from __future__ import annotations\n\n"
         "from typing import TYPE_CHECKING\n\n"
-        "from .loop_thread import BlockingArea\n\n"
+        "from .loop_thread import BlockingArea, LoopThread\n\n"
         "if TYPE_CHECKING:\n"
         + "".join(f"    {line}\n" for line in sorted({*typed, "from .client import AsyncClient"}))
     )

@@ -13,6 +13,7 @@ import yaml
 
 import toolkit
 from tests.conftest import NOW
+from toolkit.client import area_names
 from toolkit.demo import SMALL, build_demo_site
 from toolkit.schema import OLDER
 from toolkit.vocab import MS_STAGES
@@ -104,10 +105,7 @@ def test_every_public_type_is_exported_and_the_list_is_sorted() -> None:
     assert all(hasattr(toolkit, name) for name in toolkit.__all__)
     returned: set[str] = set()
     client = toolkit.AsyncClient(products_db="unused.sqlite3")
-    areas = [client] + [
-        getattr(client, a)
-        for a in ("images", "ms", "sources", "jobs", "cal", "qa", "logs", "queue", "services")
-    ]
+    areas = [client] + [getattr(client, a) for a in area_names(client)]
     for area in areas:
         for name, method in inspect.getmembers(area, callable):
             if name.startswith("_"):

@@ -18,6 +18,7 @@ import pytest
 
 import toolkit
 from toolkit import AsyncClient, Client, ClientClosedError, RecordNotFoundError, run
+from toolkit.client import area_names
 from toolkit.demo import DemoSite
 
 RUNAWAY = "WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) SELECT COUNT(*) FROM r"
@@ -61,7 +62,7 @@ def test_every_async_method_is_mirrored_parameter_by_parameter(site: DemoSite) -
     a = AsyncClient(**site.settings_kwargs())
     with Client(**site.settings_kwargs()) as client:
         pairs = [(client, a, n) for n in ("stats", "sql", "provenance")]
-        for area in ("images", "ms", "sources", "jobs", "cal", "qa", "logs", "queue", "services"):
+        for area in area_names(a):
             for name, method in inspect.getmembers(getattr(a, area)):
                 if name.startswith("_") or name == "aclose" or not callable(method):
                     continue

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .loop_thread import BlockingArea
+from .loop_thread import BlockingArea, LoopThread
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -455,6 +455,65 @@ class BlockingCalTables(BlockingArea):
         )
 
 
+class BlockingLogs(BlockingArea):
+    """``client.logs``, blocking: each method is ``AsyncClient.logs``'s, waited for."""
+
+    _area: Logs
+
+    def find(self, run_id: str) -> Path | str:
+        """The log's path (first match across the log dirs), else the job's inline log text."""
+        return self._run(self._area.find(run_id))
+
+    def follow(self, run_id: str, *, from_end: bool = True, poll_interval: float = 0.25) -> Iterator[str]:
+        """New lines as the pipeline appends them (``tail -F``): survives rotation and truncation, waits for
+        a log that does not exist yet, never yields half a line. Stop it by cancelling or ``aclose()``."""
+        return self._iterate(self._area.follow(run_id, from_end=from_end, poll_interval=poll_interval))
+
+    def frame(self, run_id: str) -> pd.DataFrame:
+        """Parsed records: line_number, timestamp (UTC), level, logger, message; tracebacks folded into the
+        record above them; lines in no known format kept with level NA."""
+        return self._run(self._area.frame(run_id))
+
+    def grep(
+        self,
+        run_id: str,
+        pattern: str,
+        *,
+        context: int = 0,
+        ignore_case: bool = False,
+        max_matches: int | None = None,
+        regex: bool = True,
+    ) -> pd.DataFrame:
+        """Lines matching ``pattern`` (a regex, or plain text with ``regex=False``) with ``context`` lines
+        around them: columns line_number, line, match.
+
+        Bounded: ``context`` at most 10,000 lines; at most 1,000,000 lines returned; at most ``max_matches`` matches (without it, 100,000, with a
+        ``GrepTruncatedWarning`` when that many are found); the search stops with ``QueryTimeoutError`` at the
+        query timeout (patterns use the ``regex`` module, whose searches can be stopped)."""
+        return self._run(
+            self._area.grep(
+                run_id,
+                pattern,
+                context=context,
+                ignore_case=ignore_case,
+                max_matches=max_matches,
+                regex=regex,
+            )
+        )
+
+    def head(self, run_id: str, n: int = 100) -> LogLines:
+        """The first ``n`` lines."""
+        return self._run(self._area.head(run_id, n))
+
+    def summary(self, run_id: str) -> LogSummary:
+        """Counts per level, first and last timestamp, and the first error with its traceback."""
+        return self._run(self._area.summary(run_id))
+
+    def tail(self, run_id: str, n: int = 100) -> LogLines:
+        """The last ``n`` complete lines; reads backwards from the end, so the cost does not grow with the file."""
+        return self._run(self._area.tail(run_id, n))
+
+
 class BlockingQA(BlockingArea):
     """``client.qa``, blocking: each method is ``AsyncClient.qa``'s, waited for."""
 
@@ -542,65 +601,6 @@ class BlockingQA(BlockingArea):
         return self._run(
             self._area.report(since=since, until=until, rules=rules, as_of=as_of, progress=progress)
         )
-
-
-class BlockingLogs(BlockingArea):
-    """``client.logs``, blocking: each method is ``AsyncClient.logs``'s, waited for."""
-
-    _area: Logs
-
-    def find(self, run_id: str) -> Path | str:
-        """The log's path (first match across the log dirs), else the job's inline log text."""
-        return self._run(self._area.find(run_id))
-
-    def follow(self, run_id: str, *, from_end: bool = True, poll_interval: float = 0.25) -> Iterator[str]:
-        """New lines as the pipeline appends them (``tail -F``): survives rotation and truncation, waits for
-        a log that does not exist yet, never yields half a line. Stop it by cancelling or ``aclose()``."""
-        return self._iterate(self._area.follow(run_id, from_end=from_end, poll_interval=poll_interval))
-
-    def frame(self, run_id: str) -> pd.DataFrame:
-        """Parsed records: line_number, timestamp (UTC), level, logger, message; tracebacks folded into the
-        record above them; lines in no known format kept with level NA."""
-        return self._run(self._area.frame(run_id))
-
-    def grep(
-        self,
-        run_id: str,
-        pattern: str,
-        *,
-        context: int = 0,
-        ignore_case: bool = False,
-        max_matches: int | None = None,
-        regex: bool = True,
-    ) -> pd.DataFrame:
-        """Lines matching ``pattern`` (a regex, or plain text with ``regex=False``) with ``context`` lines
-        around them: columns line_number, line, match.
-
-        Bounded: ``context`` at most 10,000 lines; at most 1,000,000 lines returned; at most ``max_matches`` matches (without it, 100,000, with a
-        ``GrepTruncatedWarning`` when that many are found); the search stops with ``QueryTimeoutError`` at the
-        query timeout (patterns use the ``regex`` module, whose searches can be stopped)."""
-        return self._run(
-            self._area.grep(
-                run_id,
-                pattern,
-                context=context,
-                ignore_case=ignore_case,
-                max_matches=max_matches,
-                regex=regex,
-            )
-        )
-
-    def head(self, run_id: str, n: int = 100) -> LogLines:
-        """The first ``n`` lines."""
-        return self._run(self._area.head(run_id, n))
-
-    def summary(self, run_id: str) -> LogSummary:
-        """Counts per level, first and last timestamp, and the first error with its traceback."""
-        return self._run(self._area.summary(run_id))
-
-    def tail(self, run_id: str, n: int = 100) -> LogLines:
-        """The last ``n`` complete lines; reads backwards from the end, so the cost does not grow with the file."""
-        return self._run(self._area.tail(run_id, n))
 
 
 class BlockingQueue(BlockingArea):
@@ -709,3 +709,28 @@ class BlockingClientCalls(BlockingArea):
         and solved from it, the job and its log, the images made from it and their photometry rows. Missing
         links are listed in ``missing``, not raised."""
         return self._run(self._area.provenance(target))
+
+
+class BlockingAreas:
+    """The blocking twin of each area of ``AsyncClient``, attached by ``Client``."""
+
+    images: BlockingImages
+    ms: BlockingMeasurementSets
+    sources: BlockingSources
+    jobs: BlockingJobs
+    cal: BlockingCalTables
+    logs: BlockingLogs
+    qa: BlockingQA
+    queue: BlockingQueue
+    services: BlockingServices
+
+    def _attach_areas(self, loop: LoopThread, client: AsyncClient) -> None:
+        self.images = BlockingImages(loop, client.images)
+        self.ms = BlockingMeasurementSets(loop, client.ms)
+        self.sources = BlockingSources(loop, client.sources)
+        self.jobs = BlockingJobs(loop, client.jobs)
+        self.cal = BlockingCalTables(loop, client.cal)
+        self.logs = BlockingLogs(loop, client.logs)
+        self.qa = BlockingQA(loop, client.qa)
+        self.queue = BlockingQueue(loop, client.queue)
+        self.services = BlockingServices(loop, client.services)

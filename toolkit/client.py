@@ -29,6 +29,16 @@ from .records import Stats
 from .settings import Settings
 
 
+def area_names(client: AsyncClient) -> list[str]:
+    """The client's areas (``images``, ``ms``, ...) in the order it creates them: its attributes holding a
+    domain object. The blocking facade's generator and the tests that cover every area read them here."""
+    return [
+        name
+        for name, value in vars(client).items()
+        if not name.startswith("_") and type(value).__module__.startswith(f"{__package__}.domains.")
+    ]
+
+
 class AsyncClient:
     """Read-only async access to a pipeline site.
 

@@ -15,18 +15,7 @@ from collections.abc import Coroutine
 from types import TracebackType
 from typing import Any, TypeVar
 
-from .blocking import (
-    BlockingCalTables,
-    BlockingClientCalls,
-    BlockingImages,
-    BlockingJobs,
-    BlockingLogs,
-    BlockingMeasurementSets,
-    BlockingQA,
-    BlockingQueue,
-    BlockingServices,
-    BlockingSources,
-)
+from .blocking import BlockingAreas, BlockingClientCalls
 from .client import AsyncClient
 from .loop_thread import LoopThread
 from .settings import Settings
@@ -34,7 +23,7 @@ from .settings import Settings
 T = TypeVar("T")
 
 
-class Client(BlockingClientCalls):
+class Client(BlockingClientCalls, BlockingAreas):
     """Blocking access to a pipeline site, method for method the same as :class:`AsyncClient`.
 
     ``with Client() as client: client.images.list(since="2025-10-05")``. ``client.logs.follow(...)`` is an
@@ -45,17 +34,8 @@ class Client(BlockingClientCalls):
         self._async = AsyncClient(settings, **overrides)
         super().__init__(LoopThread(name=f"contimg-client-{id(self):x}"), self._async)
         self.settings = self._async.settings
-        loop, areas = self._loop, self._async
-        self.images = BlockingImages(loop, areas.images)
-        self.ms = BlockingMeasurementSets(loop, areas.ms)
-        self.sources = BlockingSources(loop, areas.sources)
-        self.jobs = BlockingJobs(loop, areas.jobs)
-        self.cal = BlockingCalTables(loop, areas.cal)
-        self.qa = BlockingQA(loop, areas.qa)
-        self.logs = BlockingLogs(loop, areas.logs)
-        self.queue = BlockingQueue(loop, areas.queue)
-        self.services = BlockingServices(loop, areas.services)
-        self.cache = areas.cache  # plain methods, no I/O: shared as it is
+        self._attach_areas(self._loop, self._async)
+        self.cache = self._async.cache  # plain methods, no I/O: shared as it is
         self._close_lock = threading.Lock()
 
     @property

@@ -23,11 +23,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from toolkit import AsyncClient, ToolkitError
+from toolkit.client import area_names
 from toolkit.demo import DemoSite
 
 from .conftest import digests
 
-AREAS = ("images", "ms", "sources", "jobs", "cal", "qa", "logs", "queue", "services")
 # Calls that never end by design (a log follow): they are checked by taking at most one step.
 ENDLESS = {("logs", "follow")}
 
@@ -73,7 +73,7 @@ HOSTILE: st.SearchStrategy[Any] = st.one_of(
 
 def _methods(client: AsyncClient) -> list[tuple[str, str, Callable[..., Any]]]:
     found = []
-    for area in AREAS:
+    for area in area_names(client):
         for name, method in inspect.getmembers(getattr(client, area)):
             if name.startswith("_") or name == "aclose":
                 continue
