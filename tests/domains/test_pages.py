@@ -109,6 +109,9 @@ async def test_page_arguments_are_checked(client: AsyncClient) -> None:
         await client.images.page(size=0)
     with pytest.raises(ValidationError, match="size"):
         await client.images.page(size=1_001)
+    with pytest.raises(ValidationError, match="number"):
+        await client.images.page(number=2**62)  # (number - 1) * size would not fit a database integer
+    assert len(await client.images.page(number=2**40, count=False)) == 0
     with pytest.raises(ValidationError, match="Cursor"):
         await client.images.page(after={"value": 1, "key": 1})  # type: ignore[arg-type]
     with pytest.raises(ValidationError, match="these are MSFilters, not ImageFilters"):

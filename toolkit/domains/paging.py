@@ -20,7 +20,7 @@ from typing import Any
 
 import pandas as pd
 
-from ..arguments import check_count, check_limit
+from ..arguments import MAX_INT64, check_count, check_limit
 from ..db.base import Backend, Catalog, PostProcess
 from ..errors import ValidationError
 from ..schema import Kind
@@ -275,7 +275,7 @@ def check_page_request(
         if cursor is not None and not isinstance(cursor, Cursor):
             raise ValidationError(f"{name} must be a Cursor taken from a Page (page.next or page.previous)")
     if number is not None:
-        check_count(number, "number", low=1)
+        check_count(number, "number", low=1, high=MAX_INT64 // MAX_PAGE_SIZE)
     if not isinstance(last, bool):
         raise ValidationError(f"last must be True or False, got {last!r}")
     asked = [
