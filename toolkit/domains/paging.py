@@ -289,11 +289,18 @@ def check_page_request(
         raise ValidationError(f"ask for one page at a time: {' and '.join(asked)} were both given")
 
 
-def _cursor(row: Mapping[Any, Any], key_column: str) -> Cursor:
-    value = row[SORT_VALUE]
+def _cursor(frame: pd.DataFrame, position: int, key_column: str) -> Cursor:
+    """The cursor of the row at ``position``: its stored sort value (None for NULL) and its key."""
+    value = frame[SORT_VALUE].iloc[position]
     if value is not None and not isinstance(value, str) and pd.isna(value):
         value = None
-    return Cursor(value, row[key_column])
+    key = frame[key_column].iloc[position]
+    return Cursor(_plain(value), _plain(key))
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars as Python values (they bind as parameters on every driver)."""
+    return value.item() if hasattr(value, "item") and not isinstance(value, str | bytes) else value
 
 
 async def fetch_page(
@@ -329,15 +336,24 @@ async def fetch_page(
         sql, params = q.last_page(size + 1)
     else:
         sql, params = q.page(size + 1, after=start, before=before)
-    frame = await db.fetch_frame(sql, params, kinds, post=post)
-    more = len(frame) > size
-    frame = frame.iloc[:size]
-    if backwards:
-        frame = frame.iloc[::-1]
-    frame = frame.reset_index(drop=True)
-    rows = frame.to_dict(orient="records") if len(frame) else []
-    first = _cursor(rows[0], key_column) if rows else None
-    final = _cursor(rows[-1], key_column) if rows else None
+    edges: dict[str, Any] = {}
+
+    def shape(frame: pd.DataFrame) -> pd.DataFrame:
+        # In the backend's worker, with the area's own post-processing: trim the row read beyond the page,
+        # put a backwards read in page order, and note the cursors at both ends.
+        if post is not None:
+            frame = post(frame)
+        edges["more"] = len(frame) > size
+        frame = frame.iloc[:size]
+        if backwards:
+            frame = frame.iloc[::-1]
+        frame = frame.reset_index(drop=True)
+        if len(frame):
+            edges["first"], edges["final"] = _cursor(frame, 0, key_column), _cursor(frame, -1, key_column)
+        return frame.drop(columns=[SORT_VALUE])
+
+    rows = await db.fetch_frame(sql, params, kinds, post=shape)
+    more, first, final = edges["more"], edges.get("first"), edges.get("final")
     if backwards:
         next_, previous = (final if before is not None else None), (first if more else None)
     else:
@@ -346,7 +362,7 @@ async def fetch_page(
     if count:
         n = int((await db.fetch_rows(*q.count()))[0][0])
         total, capped = min(n, COUNT_CAP), n > COUNT_CAP
-    return Page(frame.drop(columns=[SORT_VALUE]), next_, previous, total, capped, sort, q.descending)
+    return Page(rows, next_, previous, total, capped, sort, q.descending)
 
 
 @dataclass(frozen=True)
