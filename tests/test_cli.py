@@ -54,6 +54,16 @@ def test_listings_in_every_format_match_the_client(site_env: DemoSite) -> None:
     assert code == 0 and {r["status"] for r in json.loads(text)} == {"active"}
     code, text = run_cli("sources", "--limit", "2", "--format", "json")
     assert code == 0 and len(json.loads(text)) == 2
+    # --search is list()'s search, on every listing command.
+    with Client(**site_env.settings_kwargs()) as client:
+        mosaics = client.images.list(search="MOSAIC")
+        queue_rows = client.queue.list(search="T0", limit=100)
+    code, text = run_cli("images", "--search", "MOSAIC", "--limit", "100", "--format", "json")
+    assert code == 0 and [r["id"] for r in json.loads(text)] == mosaics["id"].tolist() and len(mosaics) > 0
+    code, text = run_cli("queue", "--search", "T0", "--limit", "100", "--format", "json")
+    assert code == 0 and len(json.loads(text)) == len(queue_rows) > 0
+    code, text = run_cli("cal", "--search", "3c48", "--format", "json")
+    assert code == 0 and {r["set_name"].split("_")[1] for r in json.loads(text)} == {"3C48"}
 
 
 def test_logs_tail_and_grep(site_env: DemoSite) -> None:

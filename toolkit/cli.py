@@ -9,13 +9,20 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 import pandas as pd
 
+from .domains.cal import CalFilters
+from .domains.images import ImageFilters
+from .domains.jobs import JobFilters
+from .domains.ms import MSFilters
+from .domains.sources import SourceFilters
 from .errors import ConfigurationError, ToolkitError, ValidationError
 from .sync import Client
+from .vocab import CAL_STATUSES, IMAGE_TYPES, JOB_STATUSES, MS_STAGES, MS_STATUSES, QUEUE_STATES, TABLE_TYPES
 
 Handler = Callable[[Client, argparse.Namespace, TextIO], None]
 
@@ -108,7 +115,10 @@ def _report(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
 
 
 def _queue(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
-    frame = client.queue.stuck(ns.stuck) if ns.stuck else client.queue.list(state=ns.state, limit=ns.limit)
+    if ns.stuck:
+        frame = client.queue.stuck(ns.stuck)
+    else:
+        frame = client.queue.list(state=ns.state, search=ns.search, limit=ns.limit)
     _emit(_pick_columns(frame, ns.columns), ns.format, out)
 
 
@@ -235,13 +245,13 @@ def _parser() -> argparse.ArgumentParser:
 
     listing("stats", "dashboard counts")
     images = listing("images", "list images (newest first)")
-    images.add_argument("--type", action="append", help="image type (repeatable)")
+    images.add_argument("--type", action="append", help=f"image type, repeatable: {', '.join(IMAGE_TYPES)}")
     images.add_argument("--ms-path", dest="ms_path")
     ms = listing("ms", "list measurement sets (newest observation first)")
-    ms.add_argument("--stage", action="append", help="stage (repeatable)")
-    ms.add_argument("--status", action="append", help="status (repeatable)")
+    ms.add_argument("--stage", action="append", help=f"stage, repeatable: {', '.join(MS_STAGES)}")
+    ms.add_argument("--status", action="append", help=f"status, repeatable: {', '.join(MS_STATUSES)}")
     jobs = listing("jobs", "list jobs (newest first)")
-    jobs.add_argument("--status", action="append", help="status (repeatable)")
+    jobs.add_argument("--status", action="append", help=f"status, repeatable: {', '.join(JOB_STATUSES)}")
     for p in (images, ms, jobs):
         p.add_argument("--since", help="ISO-8601 date/time")
         p.add_argument("--until", help="ISO-8601 date/time")
@@ -252,14 +262,23 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--offset", type=int, default=0)
     cal = listing("cal", "list calibration tables")
     cal.add_argument("--set-name", dest="set_name")
-    cal.add_argument("--table-type", dest="table_type", action="append")
-    cal.add_argument("--status", action="append")
+    cal.add_argument("--table-type", dest="table_type", action="append", help=", ".join(TABLE_TYPES))
+    cal.add_argument("--status", action="append", help=", ".join(CAL_STATUSES))
     cal.add_argument("--valid-at-mjd", dest="valid_at_mjd", type=float)
 
     queue = listing("queue", "list the ingest queue (newest first), or the stuck groups")
-    queue.add_argument("--state", action="append", help="state (repeatable)")
+    queue.add_argument("--state", action="append", help=f"state, repeatable: {', '.join(QUEUE_STATES)}")
     queue.add_argument("--stuck", metavar="AGE", help="only groups not updated for AGE (e.g. 6h, '2 days')")
     queue.add_argument("--limit", type=int, default=20)
+    for p, where in (
+        (images, "path"),
+        (ms, "path"),
+        (jobs, "MS path"),
+        (sources, "source id"),
+        (cal, "set name"),
+        (queue, "group id"),
+    ):
+        p.add_argument("--search", help=f"only rows whose {where} contains this text (any case)")
     services = listing("services", "health of the databases, log folders and configured endpoints")
     services.add_argument("--timeout", type=float, default=2.0, help="seconds per check (they run at once)")
 
@@ -290,12 +309,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Each listing command passes its area's filters (the fields of its Filters class) and, where the area
+# pages by number, limit and offset.
 _FILTERS: dict[str, tuple[str, ...]] = {
-    "images": ("type", "ms_path", "since", "until", "limit", "offset"),
-    "ms": ("stage", "status", "since", "until", "limit", "offset"),
-    "jobs": ("status", "since", "until", "limit", "offset"),
-    "sources": ("min_detections", "limit", "offset"),
-    "cal": ("set_name", "table_type", "status", "valid_at_mjd"),
+    command: (*(f.name for f in fields(filters)), *(("limit", "offset") if paged else ()))
+    for command, filters, paged in (
+        ("images", ImageFilters, True),
+        ("ms", MSFilters, True),
+        ("jobs", JobFilters, True),
+        ("sources", SourceFilters, True),
+        ("cal", CalFilters, False),
+    )
 }
 
 

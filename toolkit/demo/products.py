@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from ..mjd import mjd_to_unix
+from ..vocab import IMAGE_TYPES
 from .naming import DSA110_DEC, IMAGE_ROOT, MS_ROOT, py, source_name
 from .observations import Observations
 from .site import DemoSize
@@ -37,7 +38,7 @@ def images(obs: Observations, size: DemoSize, rng: np.random.Generator) -> Image
     n = size.n_images
     n_mosaic = max(2, n // 200)
     n_regular = n - n_mosaic
-    types = ["image", "pbcor", "residual", "model"]
+    types = [t for t in IMAGE_TYPES if t != "mosaic"]  # mosaics are made below, from many MS
     owner = imaged[np.arange(n_regular) % len(imaged)]
     kind = [types[min(i // len(imaged), len(types) - 1)] for i in range(n_regular)]
     ms_paths: list[str | None] = [ms["path"][i] for i in owner]
