@@ -66,8 +66,14 @@ def _signature(method: Any, returns: str) -> tuple[str, str, list[str]]:
     params, call, annotations = ["self"], [], [returns]
     star_done = False
     for p in inspect.signature(method).parameters.values():
-        if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            raise SystemExit(f"{method.__qualname__}: *args/**kwargs cannot be mirrored")
+        if p.kind == p.VAR_KEYWORD:
+            raise SystemExit(f"{method.__qualname__}: **kwargs cannot be mirrored")
+        if p.kind == p.VAR_POSITIONAL:
+            star_done = True
+            annotations.append(str(p.annotation))
+            params.append(f"*{p.name}: {p.annotation}")
+            call.append(f"*{p.name}")
+            continue
         if p.kind == p.KEYWORD_ONLY and not star_done:
             params.append("*")
             star_done = True
@@ -84,15 +90,26 @@ def _signature(method: Any, returns: str) -> tuple[str, str, list[str]]:
     return ", ".join(params), ", ".join(call), annotations
 
 
+def _is_context(method: Any, home: ModuleType) -> bool:
+    """A plain method returning an async context manager (``notes.batch()``): mirrored for ``with``."""
+    if inspect.iscoroutinefunction(method) or inspect.isasyncgenfunction(method) or not callable(method):
+        return False
+    returned = vars(home).get(str(inspect.signature(method).return_annotation))
+    return isinstance(returned, type) and hasattr(returned, "__aenter__")
+
+
 def _method(name: str, method: Any, target: str, imports: dict[str, str], home: ModuleType) -> str:
     returns = str(inspect.signature(method).return_annotation)
     iterator = inspect.isasyncgenfunction(method)
+    context = _is_context(method, home)
     if iterator:
         returns = re.sub(r"^AsyncIterator\[", "Iterator[", returns)
     params, call, annotations = _signature(method, returns)
     _imports_for(annotations, home, imports)
+    if context:
+        returns = f"BlockingContext[{returns}]"
     doc = inspect.getdoc(method) or ""
-    body = "self._iterate" if iterator else "self._run"
+    body = "self._iterate" if iterator else "self._context" if context else "self._run"
     lines = [f"    def {name}({params}) -> {returns}:"]
     if doc:
         quoted = doc.replace("\\", "\\\\").replace('"""', '\\"\\"\\"')
@@ -102,12 +119,17 @@ def _method(name: str, method: Any, target: str, imports: dict[str, str], home: 
 
 
 def _public(obj: Any) -> list[tuple[str, Any]]:
+    home = sys.modules[type(obj).__module__]
     return [
         (name, member)
         for name, member in inspect.getmembers(obj)
         if not name.startswith("_")
         and name != "aclose"
-        and (inspect.iscoroutinefunction(member) or inspect.isasyncgenfunction(member))
+        and (
+            inspect.iscoroutinefunction(member)
+            or inspect.isasyncgenfunction(member)
+            or _is_context(member, home)
+        )
     ]
 
 
@@ -156,7 +178,7 @@ def generate() -> str:
         'call waits for the async one on the client\'s private loop (see :mod:`toolkit.sync`)."""\n\n'
         "from __future__ import annotations\n\n"
         "from typing import TYPE_CHECKING\n\n"
-        "from .loop_thread import BlockingArea, LoopThread\n\n"
+        "from .loop_thread import BlockingArea, BlockingContext, LoopThread\n\n"
         "if TYPE_CHECKING:\n"
         + "".join(f"    {line}\n" for line in sorted({*typed, "from .client import AsyncClient"}))
     )

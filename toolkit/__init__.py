@@ -9,6 +9,7 @@ from .domains.images import ImageFilters
 from .domains.jobs import JobFilters
 from .domains.logs import GrepTruncatedWarning, LogLines, LogSummary
 from .domains.ms import MSFilters
+from .domains.notes import NotesBatch, NotesImport
 from .domains.paging import Cursor, Page
 from .domains.provenance import Provenance
 from .domains.queue import QueueFilters
@@ -22,6 +23,8 @@ from .errors import (
     DatabaseQueryError,
     FileNotAccessibleError,
     InvalidPathError,
+    NotesUnavailableWarning,
+    NotesWriteError,
     PrivilegedRoleWarning,
     QueryTimeoutError,
     ReadOnlyError,
@@ -29,6 +32,7 @@ from .errors import (
     ToolkitError,
     ValidationError,
 )
+from .notes.model import NoteEvent
 from .qa import QAReport, QARules
 from .records import (
     CalTable,
@@ -74,6 +78,11 @@ __all__ = [
     "MSFilters",
     "MeasurementSet",
     "MeasurementSetQA",
+    "NoteEvent",
+    "NotesBatch",
+    "NotesImport",
+    "NotesUnavailableWarning",
+    "NotesWriteError",
     "Page",
     "PrivilegedRoleWarning",
     "Provenance",

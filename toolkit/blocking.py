@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .loop_thread import BlockingArea, LoopThread
+from .loop_thread import BlockingArea, BlockingContext, LoopThread
 
 if TYPE_CHECKING:
+    import os as os
     from collections.abc import Callable, Iterator, Mapping, Sequence
     from datetime import timedelta
     from pathlib import Path
@@ -25,12 +26,14 @@ if TYPE_CHECKING:
     from .domains.jobs import JobFilters, Jobs
     from .domains.logs import LogLines, Logs, LogSummary
     from .domains.ms import MeasurementSets, MSFilters
+    from .domains.notes import MissingTargets, Notes, NotesBatch, NotesImport, TargetLike
     from .domains.paging import Cursor, Page
     from .domains.provenance import Provenance
     from .domains.qa import QA, RulesLike
     from .domains.queue import Queue, QueueFilters
     from .domains.services import Services
     from .domains.sources import SourceFilters, Sources
+    from .notes.model import NoteEvent
     from .qa.report import QAReport
     from .records import (
         CalTable,
@@ -64,13 +67,15 @@ class BlockingImages(BlockingArea):
         since: TimeLike | None = None,
         until: TimeLike | None = None,
         search: str | None = None,
+        tag: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
-        """Images, newest first, with every ``images`` column plus ``qa_grade`` and ``run_id``.
+        """Images, newest first, with every ``images`` column plus ``qa_grade``, ``run_id``, and from the
+        notes ``tags`` (comma-separated) and ``n_comments``.
 
         ``since``/``until`` bound ``created_at``; ``type`` takes one type or a list; ``search`` keeps paths
-        containing that text."""
+        containing that text; ``tag`` keeps images carrying that tag."""
         return self._run(
             self._area.list(
                 type=type,
@@ -78,6 +83,7 @@ class BlockingImages(BlockingArea):
                 since=since,
                 until=until,
                 search=search,
+                tag=tag,
                 limit=limit,
                 offset=offset,
             )
@@ -138,7 +144,8 @@ class BlockingMeasurementSets(BlockingArea):
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
-        """Measurement sets, newest observation first, with ``qa_grade`` and ``run_id``.
+        """Measurement sets, newest observation first, with ``qa_grade``, ``run_id``, and from the notes
+        ``tags`` and ``n_comments``.
 
         ``since``/``until`` bound the observation time (``mid_mjd``); ``search`` keeps paths containing
         that text."""
@@ -214,7 +221,8 @@ class BlockingSources(BlockingArea):
         """eta-V cutoffs (log-Gaussian fit after 3-sigma MAD clipping) and the sources above both.
 
         The cutoffs sit ``eta_sigma``/``v_sigma`` standard deviations above the fitted mean (default 2, which
-        finds the demo site's variable sources and its transient and nothing else on the small site)."""
+        finds the demo site's variable sources and its transient and nothing else on the small site). The
+        candidates carry their ``label`` from the notes."""
         return self._run(
             self._area.eta_v(
                 eta_sigma=eta_sigma,
@@ -242,16 +250,20 @@ class BlockingSources(BlockingArea):
         *,
         min_detections: int | None = None,
         search: str | None = None,
+        label: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
         """One row per source: position, number of measurements, first/last MJD, mean and max flux.
 
         ``min_detections`` keeps sources with at least that many photometry rows (the pipeline's meaning);
-        ``search`` keeps source ids containing that text.
-        Fluxes fall back to the peak brightness where the integrated flux is missing."""
+        ``search`` keeps source ids containing that text; ``label`` keeps sources with that label in the
+        notes. Fluxes fall back to the peak brightness where the integrated flux is missing. From the notes:
+        ``tags``, ``n_comments`` and ``label``."""
         return self._run(
-            self._area.list(min_detections=min_detections, search=search, limit=limit, offset=offset)
+            self._area.list(
+                min_detections=min_detections, search=search, label=label, limit=limit, offset=offset
+            )
         )
 
     def measurements(
@@ -308,7 +320,7 @@ class BlockingSources(BlockingArea):
         end_mjd: float | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(candidate sources, candidate pairs): epoch pairs with |Vs| > ``vs`` and |m| > ``m`` (the field's
-        usual 4.3 and 0.26)."""
+        usual 4.3 and 0.26). The candidate sources carry their ``label`` from the notes."""
         return self._run(self._area.two_epoch(vs=vs, m=m, flux=flux, start_mjd=start_mjd, end_mjd=end_mjd))
 
     def variability(
@@ -348,7 +360,8 @@ class BlockingJobs(BlockingArea):
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
-        """Jobs, newest first, with ``run_id`` (derived where not stored), ``duration_s`` and ``output_image``.
+        """Jobs, newest first, with ``run_id`` (derived where not stored), ``duration_s``, ``output_image``,
+        and from the notes ``tags`` and ``n_comments``.
 
         ``since``/``until`` bound ``created_at``; ``search`` keeps jobs whose MS path contains that text. On a
         database without a ``jobs`` table there is one job per MS (``derived`` is true), as the pipeline
@@ -530,14 +543,25 @@ class BlockingQA(BlockingArea):
         until: TimeLike | None = None,
         type: str | list[str] | None = None,
         grade: str | list[str] | None = None,
+        final_grade: str | list[str] | None = None,
         rules: RulesLike = None,
         limit: int | None = None,
     ) -> pd.DataFrame:
         """One row per image (newest first): metrics, ``grade``, ``summary``, ``flags`` (the warn and fail
-        reasons), ``not_assessed`` and a ``<check>_check`` status per check. ``since``/``until`` bound
-        ``created_at``; ``grade`` keeps only those grades."""
+        reasons), ``not_assessed`` and a ``<check>_check`` status per check, then from the notes
+        ``signoff_grade``, ``signoff_by``, ``signoff_at``, ``signoff_reason`` and ``final_grade`` (the
+        sign-off where there is one, else the computed grade). ``since``/``until`` bound ``created_at``;
+        ``grade`` keeps those computed grades, ``final_grade`` those final grades."""
         return self._run(
-            self._area.images(since=since, until=until, type=type, grade=grade, rules=rules, limit=limit)
+            self._area.images(
+                since=since,
+                until=until,
+                type=type,
+                grade=grade,
+                final_grade=final_grade,
+                rules=rules,
+                limit=limit,
+            )
         )
 
     def job(self, run_id: str | int, *, rules: RulesLike = None, as_of: TimeLike | None = None) -> JobQA:
@@ -551,14 +575,23 @@ class BlockingQA(BlockingArea):
         until: TimeLike | None = None,
         status: str | list[str] | None = None,
         grade: str | list[str] | None = None,
+        final_grade: str | list[str] | None = None,
         rules: RulesLike = None,
         as_of: TimeLike | None = None,
         limit: int | None = None,
     ) -> pd.DataFrame:
-        """One row per job (newest first), graded on status and run time."""
+        """One row per job (newest first), graded on status and run time, with the sign-off columns and
+        ``final_grade`` as in :meth:`images`."""
         return self._run(
             self._area.jobs(
-                since=since, until=until, status=status, grade=grade, rules=rules, as_of=as_of, limit=limit
+                since=since,
+                until=until,
+                status=status,
+                grade=grade,
+                final_grade=final_grade,
+                rules=rules,
+                as_of=as_of,
+                limit=limit,
             )
         )
 
@@ -573,16 +606,25 @@ class BlockingQA(BlockingArea):
         until: TimeLike | None = None,
         stage: str | list[str] | None = None,
         grade: str | list[str] | None = None,
+        final_grade: str | list[str] | None = None,
         rules: RulesLike = None,
         as_of: TimeLike | None = None,
         limit: int | None = None,
     ) -> pd.DataFrame:
         """One row per MS (newest observation first), graded on stage, status, calibration applied, time in
-        stage and the calibration metrics. ``since``/``until`` bound the observation (``mid_mjd``);
-        ``as_of`` is the time "stuck" is measured to (default: now)."""
+        stage and the calibration metrics, with the sign-off columns and ``final_grade`` as in
+        :meth:`images`. ``since``/``until`` bound the observation (``mid_mjd``); ``as_of`` is the time
+        "stuck" is measured to (default: now)."""
         return self._run(
             self._area.ms_list(
-                since=since, until=until, stage=stage, grade=grade, rules=rules, as_of=as_of, limit=limit
+                since=since,
+                until=until,
+                stage=stage,
+                grade=grade,
+                final_grade=final_grade,
+                rules=rules,
+                as_of=as_of,
+                limit=limit,
             )
         )
 
@@ -684,6 +726,78 @@ class BlockingServices(BlockingArea):
         return self._run(self._area.status(name_or_port, check_timeout=check_timeout))
 
 
+class BlockingNotes(BlockingArea):
+    """``client.notes``, blocking: each method is ``AsyncClient.notes``'s, waited for."""
+
+    _area: Notes
+
+    def batch(self) -> BlockingContext[NotesBatch]:
+        """``async with notes.batch() as b:`` then ``b.comment(...)``, ``b.sign_off(...)`` ...: written in
+        one transaction when the block ends, all or nothing (an error in the block writes nothing). At most
+        100,000 operations."""
+        return self._context(self._area.batch())
+
+    def classify(self, target: TargetLike, label: str, note: str | None = None) -> NoteEvent:
+        """Label a source (transient, variable, artefact, known or unsure by default; setting
+        ``note_labels``), with an optional note. The newest label is the source's label."""
+        return self._run(self._area.classify(target, label, note))
+
+    def clear_sign_off(self, target: TargetLike, reason: str) -> NoteEvent:
+        """Withdraw the sign-off in force (a new event with its reason); the computed grade is final again."""
+        return self._run(self._area.clear_sign_off(target, reason))
+
+    def comment(self, target: TargetLike, text: str) -> NoteEvent:
+        """Add a comment (1 to 10,000 characters)."""
+        return self._run(self._area.comment(target, text))
+
+    def export(self, path: str | os.PathLike[str], *, since: TimeLike | None = None) -> int:
+        """Write every event (or those since ``since``) to ``path`` as JSON Lines, oldest first, atomically;
+        returns how many. An existing SQLite file is never overwritten."""
+        return self._run(self._area.export(path, since=since))
+
+    def history(self, target: TargetLike) -> pd.DataFrame:
+        """Every change ever made to one target, oldest first (``action``: comment, tag, untag, sign_off,
+        clear_sign_off or classify)."""
+        return self._run(self._area.history(target))
+
+    def import_(self, path: str | os.PathLike[str], *, missing: MissingTargets = "error") -> NotesImport:
+        """Add the events of a JSON Lines export; events already here (by id) are skipped, so importing a
+        file twice changes nothing. Targets must exist in this site's products database: ``missing="error"``
+        (the default) refuses the file and writes nothing; ``"skip"`` leaves their events out."""
+        return self._run(self._area.import_(path, missing=missing))
+
+    def list(
+        self,
+        *,
+        kind: str | None = None,
+        target: TargetLike | None = None,
+        tag: str | None = None,
+        author: str | None = None,
+        since: TimeLike | None = None,
+    ) -> pd.DataFrame:
+        """One row per current annotation, newest first: ``kind`` (comment, tag, sign_off or label),
+        ``target_kind``, ``target``, ``author``, ``created_at`` and the ``text`` (comment, or the reason of a
+        sign-off), ``tag``, ``grade`` or ``label``.
+
+        ``kind`` keeps one kind of annotation, or, given image, ms, source, job or cal, one kind of target;
+        ``target`` one target; ``tag`` the tags of that name; ``author`` one author; ``since`` annotations
+        made since then."""
+        return self._run(self._area.list(kind=kind, target=target, tag=tag, author=author, since=since))
+
+    def sign_off(self, target: TargetLike, grade: str, reason: str) -> NoteEvent:
+        """Sign off a target with a grade (good, warn or fail) and a reason. The sign-off overrides the
+        computed QA grade (``final_grade`` in the QA listings) until it is cleared or replaced."""
+        return self._run(self._area.sign_off(target, grade, reason))
+
+    def tag(self, target: TargetLike, *tags: str) -> tuple[NoteEvent, ...]:
+        """Put tags on a target. A tag is up to 64 characters with no whitespace or commas."""
+        return self._run(self._area.tag(target, *tags))
+
+    def untag(self, target: TargetLike, *tags: str) -> tuple[NoteEvent, ...]:
+        """Take tags off a target (a new event; the tag's history stays)."""
+        return self._run(self._area.untag(target, *tags))
+
+
 class BlockingClientCalls(BlockingArea):
     """The calls made on the client itself (``stats``, ``sql``, ``provenance``), blocking."""
 
@@ -723,6 +837,7 @@ class BlockingAreas:
     qa: BlockingQA
     queue: BlockingQueue
     services: BlockingServices
+    notes: BlockingNotes
 
     def _attach_areas(self, loop: LoopThread, client: AsyncClient) -> None:
         self.images = BlockingImages(loop, client.images)
@@ -734,3 +849,4 @@ class BlockingAreas:
         self.qa = BlockingQA(loop, client.qa)
         self.queue = BlockingQueue(loop, client.queue)
         self.services = BlockingServices(loop, client.services)
+        self.notes = BlockingNotes(loop, client.notes)

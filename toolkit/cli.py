@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import fields
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
@@ -21,6 +20,7 @@ from .domains.jobs import JobFilters
 from .domains.ms import MSFilters
 from .domains.sources import SourceFilters
 from .errors import ConfigurationError, ToolkitError, ValidationError
+from .notes.model import NoteEvent
 from .sync import Client
 from .vocab import CAL_STATUSES, IMAGE_TYPES, JOB_STATUSES, MS_STAGES, MS_STATUSES, QUEUE_STATES, TABLE_TYPES
 
@@ -125,6 +125,133 @@ def _queue(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
 def _services(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
     frame = client.services.status(check_timeout=ns.timeout)
     _emit(_pick_columns(frame, ns.columns), ns.format, out)
+
+
+# ------------------------------------------------------------------------------------------ notes
+_TARGET_KINDS = ("image", "ms", "source", "job", "cal")
+
+
+def _notes_parser(sub: Any) -> None:
+    notes = sub.add_parser(
+        "notes", help="comments, tags, sign-offs and labels (the toolkit's notes database)"
+    )
+    actions = notes.add_subparsers(dest="notes_command", required=True, metavar="ACTION")
+
+    def targeted(name: str, help_text: str) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = actions.add_parser(name, help=help_text)
+        p.add_argument("kind", choices=_TARGET_KINDS)
+        p.add_argument("target", help="image id or path, MS path, source id, run id or cal table path")
+        return p
+
+    listing = actions.add_parser("list", help="current annotations, newest first")
+    listing.add_argument("--kind", help="comment, tag, sign_off or label; or image, ms, source, job or cal")
+    listing.add_argument("--target", metavar="KIND:ID", help="one target, e.g. image:12 or ms:/path/x.ms")
+    listing.add_argument("--tag")
+    listing.add_argument("--author")
+    listing.add_argument("--since", help="ISO-8601 date/time")
+    history = targeted("history", "every change ever made to one target, oldest first")
+    for p in (listing, history):
+        p.add_argument("--format", choices=["table", "csv", "json"], default="table")
+        p.add_argument("--columns", help="comma-separated columns to show")
+    comment = targeted("comment", "add a comment")
+    comment.add_argument("text")
+    tag = targeted("tag", "put tags on a target (or take them off with --remove)")
+    tag.add_argument("tags", nargs="+")
+    tag.add_argument("--remove", action="store_true", help="take these tags off")
+    sign = targeted("sign-off", "sign off a target with a grade and a reason (or --clear the sign-off)")
+    sign.add_argument("grade", nargs="?", choices=["good", "warn", "fail"])
+    sign.add_argument("--reason", required=True)
+    sign.add_argument("--clear", action="store_true", help="withdraw the sign-off in force")
+    classify = targeted("classify", "label a source")
+    classify.add_argument("label")
+    classify.add_argument("--note")
+    export = actions.add_parser("export", help="write every event to a JSON Lines file")
+    export.add_argument("path")
+    export.add_argument("--since", help="ISO-8601 date/time")
+    imported = actions.add_parser(
+        "import", help="add the events of a JSON Lines export (twice changes nothing)"
+    )
+    imported.add_argument("path")
+    imported.add_argument("--skip-missing", action="store_true", help="leave out targets this site lacks")
+
+
+def _target(kind: str, ident: str) -> tuple[str, int | str]:
+    """On the command line an image or job given as digits is its id (paths and run ids are never digits)."""
+    if kind in ("image", "job") and ident.isdigit():
+        return kind, int(ident)
+    return kind, ident
+
+
+def _notes_list(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    target = None
+    if ns.target is not None:
+        kind, sep, ident = ns.target.partition(":")
+        if not sep or kind not in _TARGET_KINDS:
+            raise ValidationError(
+                f"--target is KIND:ID with KIND one of {', '.join(_TARGET_KINDS)}, got {ns.target!r}"
+            )
+        target = _target(kind, ident)
+    frame = client.notes.list(kind=ns.kind, target=target, tag=ns.tag, author=ns.author, since=ns.since)
+    _emit(_pick_columns(frame, ns.columns), ns.format, out)
+
+
+def _notes_history(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    frame = client.notes.history(_target(ns.kind, ns.target))
+    _emit(_pick_columns(frame, ns.columns), ns.format, out)
+
+
+def _written(out: TextIO, *events: NoteEvent) -> None:
+    for event in events:
+        out.write(f"recorded {event.action} on {event.target_kind} {event.target} ({event.event_id})\n")
+
+
+def _notes_comment(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    _written(out, client.notes.comment(_target(ns.kind, ns.target), ns.text))
+
+
+def _notes_tag(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    call = client.notes.untag if ns.remove else client.notes.tag
+    _written(out, *call(_target(ns.kind, ns.target), *ns.tags))
+
+
+def _notes_sign_off(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    target = _target(ns.kind, ns.target)
+    if ns.clear:
+        if ns.grade is not None:
+            raise ValidationError("--clear takes no grade")
+        _written(out, client.notes.clear_sign_off(target, ns.reason))
+    elif ns.grade is None:
+        raise ValidationError("give a grade (good, warn or fail), or --clear")
+    else:
+        _written(out, client.notes.sign_off(target, ns.grade, ns.reason))
+
+
+def _notes_classify(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    _written(out, client.notes.classify(_target(ns.kind, ns.target), ns.label, ns.note))
+
+
+def _notes_export(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    out.write(f"wrote {client.notes.export(ns.path, since=ns.since):,} events to {ns.path}\n")
+
+
+def _notes_import(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    done = client.notes.import_(ns.path, missing="skip" if ns.skip_missing else "error")
+    out.write(
+        f"read {done.read:,} events: {done.added:,} added, {done.already_present:,} already here, "
+        f"{done.skipped:,} skipped (target not on this site)\n"
+    )
+
+
+_NOTES: dict[str, Handler] = {
+    "list": _notes_list,
+    "history": _notes_history,
+    "comment": _notes_comment,
+    "tag": _notes_tag,
+    "sign-off": _notes_sign_off,
+    "classify": _notes_classify,
+    "export": _notes_export,
+    "import": _notes_import,
+}
 
 
 def _migrate(ns: argparse.Namespace, out: TextIO) -> None:
@@ -247,6 +374,7 @@ def _parser() -> argparse.ArgumentParser:
     images = listing("images", "list images (newest first)")
     images.add_argument("--type", action="append", help=f"image type, repeatable: {', '.join(IMAGE_TYPES)}")
     images.add_argument("--ms-path", dest="ms_path")
+    images.add_argument("--tag", help="only images carrying this tag in the notes")
     ms = listing("ms", "list measurement sets (newest observation first)")
     ms.add_argument("--stage", action="append", help=f"stage, repeatable: {', '.join(MS_STAGES)}")
     ms.add_argument("--status", action="append", help=f"status, repeatable: {', '.join(MS_STATUSES)}")
@@ -257,6 +385,7 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--until", help="ISO-8601 date/time")
     sources = listing("sources", "list sources")
     sources.add_argument("--min-detections", dest="min_detections", type=int)
+    sources.add_argument("--label", help="only sources with this label in the notes")
     for p in (images, ms, jobs, sources):
         p.add_argument("--limit", type=int, default=20, help="rows to show (default 20)")
         p.add_argument("--offset", type=int, default=0)
@@ -293,6 +422,8 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("--rules", help="QA rules TOML file (default: $CONTIMG_QA_RULES, else the defaults)")
     report.add_argument("--as-of", dest="as_of", help="grade 'stuck' and running jobs as of this time")
 
+    _notes_parser(sub)
+
     logs = sub.add_parser("logs", help="read a job's log")
     logs_sub = logs.add_subparsers(dest="logs_command", required=True, metavar="ACTION")
     tail = logs_sub.add_parser("tail", help="the last lines of a job's log")
@@ -312,7 +443,7 @@ def _parser() -> argparse.ArgumentParser:
 # Each listing command passes its area's filters (the fields of its Filters class) and, where the area
 # pages by number, limit and offset.
 _FILTERS: dict[str, tuple[str, ...]] = {
-    command: (*(f.name for f in fields(filters)), *(("limit", "offset") if paged else ()))
+    command: (*filters.names(), *(("limit", "offset") if paged else ()))
     for command, filters, paged in (
         ("images", ImageFilters, True),
         ("ms", MSFilters, True),
@@ -324,6 +455,8 @@ _FILTERS: dict[str, tuple[str, ...]] = {
 
 
 def _handler(ns: argparse.Namespace) -> Handler:
+    if ns.command == "notes":
+        return _NOTES[ns.notes_command]
     if ns.command in _FILTERS:
         return _list(ns.command, _FILTERS[ns.command])
     if ns.command == "stats":

@@ -17,6 +17,7 @@ from .domains.images import Images
 from .domains.jobs import Jobs
 from .domains.logs import Logs
 from .domains.ms import MeasurementSets
+from .domains.notes import Notes
 from .domains.provenance import Provenance
 from .domains.provenance import provenance as _provenance
 from .domains.qa import QA
@@ -64,6 +65,7 @@ class AsyncClient:
         self.qa = QA(self._connections, self.logs)
         self.queue = Queue(self._connections)
         self.services = Services(self._connections)
+        self.notes = Notes(self._connections)
         self.cache = self._connections.cache
 
     async def open(self) -> AsyncClient:

@@ -9,11 +9,14 @@
     ├── ClientClosedError             a call on a client after aclose()
     └── DatabaseError
         ├── DatabaseConnectionError   missing, unreadable, corrupt or not-a-database files
-        └── DatabaseQueryError        the database rejected a query
-            ├── QueryTimeoutError     interrupted at the query timeout
-            └── ReadOnlyError         a write attempted on a read-only connection
+        ├── DatabaseQueryError        the database rejected a query
+        │   ├── QueryTimeoutError     interrupted at the query timeout
+        │   └── ReadOnlyError         a write attempted on a read-only connection
+        └── NotesWriteError           the notes database cannot be written (folder, permissions, busy, not ours)
 
-Warnings: ``PrivilegedRoleWarning`` (connected to PostgreSQL as a role that could write, by allow_privileged).
+Warnings: ``PrivilegedRoleWarning`` (connected to PostgreSQL as a role that could write, by allow_privileged);
+``NotesUnavailableWarning`` (read calls went on without annotations: the notes database is missing or
+unreadable; once per client).
 
 Driver exceptions never leave the toolkit bare: they are translated at the backend boundary and kept as
 ``__cause__``.
@@ -81,5 +84,13 @@ class ReadOnlyError(DatabaseQueryError):
     """A write was attempted; the toolkit opens the pipeline's databases read-only."""
 
 
+class NotesWriteError(DatabaseError):
+    """The notes database could not be written: nothing of the write happened."""
+
+
 class PrivilegedRoleWarning(UserWarning):
     """Connected to PostgreSQL as a role that could write, because the caller passed allow_privileged."""
+
+
+class NotesUnavailableWarning(UserWarning):
+    """The notes database is missing or unreadable: annotation columns are NA (read calls still answer)."""

@@ -13,7 +13,9 @@ import concurrent.futures
 import inspect
 import threading
 from collections.abc import AsyncIterator, Awaitable, Coroutine, Iterator
-from typing import Any, TypeVar
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Any, Generic, TypeVar
 
 from .errors import ClientClosedError
 
@@ -121,3 +123,23 @@ class BlockingArea:
                     loop.run(close())
 
         return iterate()
+
+    def _context(self, manager: AbstractAsyncContextManager[T]) -> BlockingContext[T]:
+        return BlockingContext(self, manager)
+
+
+class BlockingContext(Generic[T]):
+    """An async context manager (such as ``notes.batch()``) used with ``with``: entering and leaving run
+    on the client's loop."""
+
+    def __init__(self, area: BlockingArea, manager: AbstractAsyncContextManager[T]) -> None:
+        self._area = area
+        self._manager = manager
+
+    def __enter__(self) -> T:
+        return self._area._run(self._manager.__aenter__())
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self._area._run(self._manager.__aexit__(exc_type, exc, tb))

@@ -294,6 +294,13 @@ class ImageQA(QARecord):
     checks: dict[str, str]
     graded_by: str
     timestamp: datetime | None
+    # From the notes: the sign-off in force, if any, and the grade that stands (the sign-off's, else
+    # the computed one).
+    signoff_grade: str | None = None
+    signoff_by: str | None = None
+    signoff_at: datetime | None = None
+    signoff_reason: str | None = None
+    final_grade: str | None = None
 
 
 @dataclass(frozen=True)
@@ -312,6 +319,13 @@ class MeasurementSetQA(QARecord):
     checks: dict[str, str]
     graded_by: str
     timestamp: datetime | None
+    # From the notes: the sign-off in force, if any, and the grade that stands (the sign-off's, else
+    # the computed one).
+    signoff_grade: str | None = None
+    signoff_by: str | None = None
+    signoff_at: datetime | None = None
+    signoff_reason: str | None = None
+    final_grade: str | None = None
 
 
 @dataclass(frozen=True)
@@ -330,6 +344,13 @@ class JobQA(QARecord):
     pipeline_config: Any
     metrics: dict[str, Any]
     timestamp: datetime | None
+    # From the notes: the sign-off in force, if any, and the grade that stands (the sign-off's, else
+    # the computed one).
+    signoff_grade: str | None = None
+    signoff_by: str | None = None
+    signoff_at: datetime | None = None
+    signoff_reason: str | None = None
+    final_grade: str | None = None
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -10,8 +11,11 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import platformdirs
+
 from .arguments import to_duration
 from .errors import ConfigurationError, ValidationError
+from .notes.model import DEFAULT_LABELS, check_author, check_labels
 
 ENV_PRODUCTS_DB = "PIPELINE_PRODUCTS_DB"
 ENV_CAL_REGISTRY_DB = "PIPELINE_CAL_REGISTRY_DB"
@@ -24,6 +28,9 @@ ENV_CACHE_TTL = "CONTIMG_CACHE_TTL"
 ENV_SERVICES = "CONTIMG_SERVICES"
 ENV_CONNECT_TIMEOUT = "CONTIMG_CONNECT_TIMEOUT"
 ENV_ALLOW_PRIVILEGED = "CONTIMG_ALLOW_PRIVILEGED"
+ENV_NOTES_DB = "CONTIMG_NOTES_DB"
+ENV_USER = "CONTIMG_USER"
+ENV_NOTE_LABELS = "CONTIMG_NOTE_LABELS"
 
 DEFAULT_QUERY_TIMEOUT = 30.0
 DEFAULT_POOL_SIZE = 4
@@ -70,6 +77,10 @@ class Settings:
     services: tuple[Endpoint, ...] = ()
     connect_timeout: float = DEFAULT_CONNECT_TIMEOUT
     allow_privileged: bool = False  # PostgreSQL: connect even as a role that could write (warns once)
+    # The toolkit's own annotations: a SQLite file or a postgresql:// URL; None: the user's data folder.
+    notes_db: Path | str | None = None
+    user: str | None = None  # the author of annotations; None: the login name
+    note_labels: tuple[str, ...] = DEFAULT_LABELS  # the labels notes.classify accepts
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -120,6 +131,24 @@ class Settings:
         converted = {k: _convert(k, v, f"argument {k}") for k, v in overrides.items() if v is not None}
         origins = {**self.origins, **{k: f"argument {k}" for k in converted}}
         return replace(self, **converted, origins=origins)
+
+    def notes_location(self) -> tuple[Path | str, bool]:
+        """Where the notes database is, and whether it was configured (False: the default in the user's
+        data folder, ``platformdirs.user_data_dir("contimg")``)."""
+        if self.notes_db is not None:
+            return self.notes_db, True
+        return Path(platformdirs.user_data_dir("contimg", appauthor=False)) / "notes.sqlite", False
+
+    def author(self) -> str:
+        """Who annotations are by: the ``user`` setting (``CONTIMG_USER``), else the login name."""
+        if self.user is not None:
+            return self.user
+        try:
+            return getpass.getuser()
+        except (OSError, KeyError) as exc:  # no login name (a container without a passwd entry)
+            raise ConfigurationError(
+                f"cannot tell who you are: set {ENV_USER} to the name annotations should carry"
+            ) from exc
 
     def origin(self, name: str) -> str:
         return self.origins.get(name, f"setting {name}")
@@ -237,6 +266,9 @@ _VARIABLES: dict[str, str] = {
     "services": ENV_SERVICES,
     "connect_timeout": ENV_CONNECT_TIMEOUT,
     "allow_privileged": ENV_ALLOW_PRIVILEGED,
+    "notes_db": ENV_NOTES_DB,
+    "user": ENV_USER,
+    "note_labels": ENV_NOTE_LABELS,
 }
 
 _CONVERTERS: dict[str, Any] = {
@@ -251,4 +283,7 @@ _CONVERTERS: dict[str, Any] = {
     "services": _services,
     "connect_timeout": _seconds,
     "allow_privileged": _flag,
+    "notes_db": _database,
+    "user": check_author,
+    "note_labels": check_labels,
 }

@@ -2,7 +2,8 @@
 
 The digests below were taken from the single-module generator (``toolkit/demo.py`` at 54e1a25) before it became
 the ``toolkit.demo`` package; a change to the generator that alters any table, row or log line fails here, and
-a deliberate change to the demo data updates them in the same commit.
+a deliberate change to the demo data updates them in the same commit. The notes database (the toolkit's
+own, added with client.notes) was pinned when it was added; the pipeline's digests did not change then.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
             "ingest_queue.sqlite3": "85f717d364253449b5a3ac80be913477ac457fa0e62b97aac26087a5209eaa75",
             "products.sqlite3": "ce51e779121bc99f9f3b966aa2c2e5c62b3b42f8e5289c79056e5204cfe48ddc",
             "logs": "827ed292427bdcfa3a37fccf92420df118eef28ebc3eb5cfa6a989d89e0d7eb1",
+            "notes.sqlite3": "ec30041caade9cb52e70c652d2d67b9959953261180db4555c23637c194bb3f8",
         },
     ),
     "older": (
@@ -36,6 +38,7 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
             "ingest_queue.sqlite3": "00be453e660467fb42e242147775c1ad9f26facc492a10a88b8dceff5f967756",
             "products.sqlite3": "db54687208cd834918ad8eca08ff73227623d88e9b78c370b94736d531cfbc71",
             "logs": "a0024c2f7bfcc7b9a37f505bc19de92827d3f37742a7549217a838644401d299",
+            "notes.sqlite3": "ec30041caade9cb52e70c652d2d67b9959953261180db4555c23637c194bb3f8",
         },
     ),
     "calibration in products, seed 7": (
@@ -44,6 +47,7 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
             "ingest_queue.sqlite3": "66998b77203f2203aa33228f7b66caab16d9df0507f8c56cc27b0c6fd01c40b5",
             "products.sqlite3": "c5ad13e598a3263323a0c146b3f26ea7fb641c71c53c307637e45af0e877ee27",
             "logs": "e04c2cd7115680a7044b05ed6e7c0c718431de5aa7e13e5007496510f743affb",
+            "notes.sqlite3": "b8e6b38c8672d17e4def8fc66ff3b0765c71570feed3812ad07b8a548746fea8",
         },
     ),
 }

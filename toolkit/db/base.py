@@ -6,6 +6,7 @@ translates driver errors into :mod:`toolkit.errors`.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
@@ -41,6 +42,13 @@ class Dialect:
             f"CASE WHEN json_valid({column}) AND json_type({column}, '{path}') IN ('real', 'integer') "
             f"THEN json_extract({column}, '{path}') END"
         )
+
+    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
+        """SQL and params for ``column IN values`` that work for any number of values: one parameter (a
+        JSON array in SQLite, an array in PostgreSQL) instead of one placeholder per value."""
+        if self.name == "postgresql":
+            return f"{column} = ANY(?)", [list(values)]
+        return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]
 
     def json_broken(self, column: str) -> str:
         """True where the column holds something that is not a readable JSON object."""
@@ -135,10 +143,6 @@ class Backend(Protocol):
 
     async def compute(self, fn: Callable[..., T], *args: Any) -> T:
         """Pure work (pandas over a whole result) off the event loop, in this backend's worker threads."""
-        ...
-
-    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
-        """SQL and params for ``column IN values`` that work for any number of values."""
         ...
 
     async def aclose(self) -> None: ...

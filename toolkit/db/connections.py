@@ -8,6 +8,8 @@ from typing import Any
 
 from ..cache import ResultCache
 from ..errors import ClientClosedError, ConfigurationError
+from ..notes.sqlite_store import SQLiteNotesStore
+from ..notes.store import NotesStore
 from ..settings import ENV_CAL_REGISTRY_DB, ENV_QUEUE_DB, Settings
 from .base import Backend
 from .sqlite import SQLiteBackend
@@ -23,6 +25,8 @@ class Connections:
         self._calibration: Backend | None = None
         self._calibration_checked = False
         self._queue: Backend | None = None
+        self._notes: NotesStore | None = None
+        self.notes_warned = False  # NotesUnavailableWarning is given once per client
         self.cache = ResultCache(settings.cache_bytes, settings.cache_ttl, self.data_versions)
         self._lock: asyncio.Lock | None = None
         self._closed = False
@@ -69,6 +73,26 @@ class Connections:
                     self._queue = await self._open(path, "ingest queue database", "queue_db", "ingest_queue")
         self._check_open()
         return self._queue
+
+    def notes(self) -> NotesStore:
+        """The toolkit's own notes database (nothing is opened or created until it is read or written)."""
+        self._check_open()
+        if self._notes is None:
+            location, configured = self.settings.notes_location()
+            if isinstance(location, str):
+                from ..notes.postgres_store import PostgresNotesStore
+
+                self._notes = PostgresNotesStore(location, timeout=self.settings.query_timeout)
+            else:
+                pipeline = [p for p in (self.settings.products_db, self.settings.cal_registry_db,
+                                        self.settings.queue_db) if isinstance(p, Path)]  # fmt: skip
+                self._notes = SQLiteNotesStore(
+                    location,
+                    busy_timeout=self.settings.query_timeout,
+                    create_folder=not configured,
+                    forbidden=pipeline,
+                )
+        return self._notes
 
     async def data_versions(self) -> tuple[int, ...]:
         """Each open database's change counter, for the result cache (one crossing per database)."""
@@ -130,3 +154,5 @@ class Connections:
         backends = {id(b): b for b in (self._products, self._calibration, self._queue) if b is not None}
         for backend in backends.values():
             await backend.aclose()
+        if self._notes is not None:
+            await self._notes.aclose()

@@ -444,9 +444,6 @@ class PostgresBackend:
         self._check_open()
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
 
-    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
-        return f"{column} = ANY(?)", [list(values)]
-
     async def data_version(self) -> int:
         """Changes with every committed write on the server (the WAL position), for the result cache."""
         (lsn,) = (await self.fetch_rows("SELECT pg_current_wal_lsn()::text"))[0]

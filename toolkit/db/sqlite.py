@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import re
@@ -490,9 +489,6 @@ class SQLiteBackend:
                 raise _translate(exc, self.label, "PRAGMA data_version") from exc
 
     # ---------------------------------------------------------------------------------- SQL dialect
-    def in_list(self, column: str, values: Sequence[Any]) -> tuple[str, list[Any]]:
-        # One JSON parameter instead of N placeholders: no limit on the number of values.
-        return f"{column} IN (SELECT value FROM json_each(?))", [json.dumps(list(values))]
 
 
 def _retrieved(future: asyncio.Future[Any]) -> None:

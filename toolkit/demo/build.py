@@ -10,6 +10,7 @@ import numpy as np
 
 from ..mjd import unix_to_mjd
 from . import calibration, jobs, observations, products, qa, queue
+from .notes import demo_events, write_notes
 from .site import SIZES, DemoSite, DemoSize
 from .tables import CAL_INDEXES, EXTRA_TABLES, INDEXES, JOB_INDEXES, Schema, open_new, write_table
 
@@ -121,6 +122,13 @@ def build_demo_site(
         qconn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
         qconn.close()
+    notes_db = root / "notes.sqlite3"
+    notes_rng = np.random.default_rng(seed + 1)  # its own stream: the pipeline's tables stay as they were
+    write_notes(
+        notes_db,
+        demo_events(imgs.data, list(obs.data["path"]), phot.variable_sources, phot.transient_source, now,
+                    notes_rng),
+    )  # fmt: skip
     tick(len(STEPS))
     return DemoSite(
         root=root,
@@ -130,4 +138,5 @@ def build_demo_site(
         variable_sources=phot.variable_sources,
         transient_source=phot.transient_source,
         queue_db=queue_db,
+        notes_db=notes_db,
     )

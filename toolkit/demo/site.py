@@ -34,18 +34,21 @@ class DemoSite:
     variable_sources: tuple[str, ...] = field(default=())
     transient_source: str = ""
     queue_db: Path | None = None
+    notes_db: Path | None = None  # the toolkit's own notes (a few annotations), not the pipeline's
 
     @classmethod
     def existing(cls, root: str | Path) -> DemoSite:
         """The paths of a site built earlier in ``root`` (the queue database only if that build made one)."""
         folder = Path(root)
         queue = folder / "ingest_queue.sqlite3"
+        notes = folder / "notes.sqlite3"
         return cls(
             root=folder,
             products_db=folder / "products.sqlite3",
             cal_registry_db=folder / "cal_registry.sqlite3",
             log_dir=folder / "logs",
             queue_db=queue if queue.exists() else None,
+            notes_db=notes if notes.exists() else None,
         )
 
     @property
@@ -55,6 +58,8 @@ class DemoSite:
             env["PIPELINE_CAL_REGISTRY_DB"] = str(self.cal_registry_db)
         if self.queue_db is not None:
             env["PIPELINE_QUEUE_DB"] = str(self.queue_db)
+        if self.notes_db is not None:
+            env["CONTIMG_NOTES_DB"] = str(self.notes_db)
         return env
 
     def settings_kwargs(self) -> dict[str, Any]:
@@ -63,4 +68,5 @@ class DemoSite:
             "cal_registry_db": self.cal_registry_db,
             "log_dirs": (self.log_dir,),
             "queue_db": self.queue_db,
+            "notes_db": self.notes_db,
         }

@@ -7,8 +7,9 @@ through it, so the same filter means the same rows everywhere.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Self
 
 from ..arguments import check_choices
@@ -29,11 +30,42 @@ class Vocabulary:
 
 
 @dataclass(frozen=True)
+class NoteFilter:
+    """A filter answered by the notes database (``tag``, ``label``): the targets it keeps are looked up
+    there first (``notes.read.resolve``), then ``column`` (the target's key, e.g. ``i.path``) is kept to
+    them."""
+
+    field: str
+    target_kind: str
+    column: str
+
+
+@dataclass(frozen=True)
+class NoteKeys:
+    """The target keys a note filter selected. Its repr (part of the result cache's key) is a digest, so a
+    cached listing is reused only while the same targets carry the tag or label."""
+
+    keys: tuple[str, ...]
+
+    def __repr__(self) -> str:
+        digest = hashlib.blake2b("\x00".join(self.keys).encode(), digest_size=12).hexdigest()
+        return f"NoteKeys({len(self.keys)}, {digest})"
+
+
+@dataclass(frozen=True)
 class Filters:
     """Base of the areas' filter objects (fields: the filters; ``apply``: their SQL; ``vocabularies``: the
-    filters ``explain`` checks when nothing matched)."""
+    filters ``explain`` checks when nothing matched; ``note_filter``: the one answered by the notes)."""
 
     vocabularies: ClassVar[tuple[Vocabulary, ...]] = ()
+    note_filter: ClassVar[NoteFilter | None] = None
+    # The keys the note filter selected, set by notes.read.resolve (never by a caller).
+    note_keys: NoteKeys | None = field(default=None, kw_only=True)
+
+    @classmethod
+    def names(cls) -> list[str]:
+        """The filters a caller may set."""
+        return [f.name for f in fields(cls) if f.name != "note_keys"]
 
     @classmethod
     def of(cls, value: Filters | Mapping[str, Any] | None) -> Self:
@@ -48,7 +80,7 @@ class Filters:
             raise ValidationError(
                 f"filters must be a {cls.__name__} or a dict of filter values, not {value!r}"
             )
-        known = [f.name for f in fields(cls)]
+        known = cls.names()
         unknown = sorted(str(k) for k in value if k not in known)
         if unknown:
             raise ValidationError(f"unknown filter(s) {', '.join(unknown)}; filters here: {', '.join(known)}")
@@ -56,6 +88,16 @@ class Filters:
 
     def apply(self, q: Select, catalog: Catalog) -> Select:
         raise NotImplementedError
+
+    def apply_note_keys(self, q: Select, catalog: Catalog) -> Select:
+        """Keep the targets the note filter selected (one bound JSON list, any length)."""
+        spec = self.note_filter
+        if spec is None or getattr(self, spec.field) is None:
+            return q
+        if self.note_keys is None:
+            raise RuntimeError(f"the {spec.field} filter was not resolved against the notes database")
+        clause, params = catalog.dialect.in_list(spec.column, self.note_keys.keys)
+        return q.filter(clause, *params)
 
     async def explain(self, db: Backend) -> None:
         """Called when these filters matched nothing: raise ``ValidationError`` where a value is unknown."""

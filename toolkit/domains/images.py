@@ -14,11 +14,13 @@ from ..cache import cached
 from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
+from ..notes import read as notes_read
+from ..notes.read import NotesJoin
 from ..records import Image
 from ..runids import fill_run_ids
 from ..schema import Kind, kinds
 from ..vocab import IMAGE_TYPES, stage_grade_sql
-from .filters import Filters, Vocabulary
+from .filters import Filters, NoteFilter, Vocabulary
 from .listing import fetch_listing
 from .paging import Cursor, Keyset, Listing, Page
 from .query import IMAGES_WITH_MS, Select, latest_run_id, select_columns
@@ -31,7 +33,8 @@ class ImageFilters(Filters):
     """What ``images.list``/``images.page`` (and ``qa.images``) keep.
 
     ``type``: one image type or a list; ``ms_path``: the images of one MS; ``since``/``until`` bound
-    ``created_at``; ``search``: the path contains this text (any case).
+    ``created_at``; ``search``: the path contains this text (any case); ``tag``: images that carry this
+    tag in the notes.
     """
 
     type: str | list[str] | None = None
@@ -39,8 +42,10 @@ class ImageFilters(Filters):
     since: TimeLike | None = None
     until: TimeLike | None = None
     search: str | None = None
+    tag: str | None = None
 
     vocabularies = (Vocabulary("type", "images", "type", IMAGE_TYPES),)
+    note_filter = NoteFilter("tag", "image", "i.path")
 
     def apply(self, q: Select, catalog: Catalog) -> Select:
         start, end = check_time_range(self.since, self.until)
@@ -48,7 +53,8 @@ class ImageFilters(Filters):
         if self.ms_path is not None:
             q.filter("i.ms_path = ?", check_text(self.ms_path, "ms_path"))
         q.filter_range("i.created_at", start, end, catalog.time_placeholder("images", "created_at"))
-        return q.filter_contains("i.path", self.search)
+        q.filter_contains("i.path", self.search)
+        return self.apply_note_keys(q, catalog)
 
 
 def select(catalog: Catalog) -> Select:
@@ -98,11 +104,13 @@ def get_select(catalog: Catalog, id_or_path: int | str) -> Select:
     return filter_one_image(select(catalog), id_or_path)
 
 
+NOTES = NotesJoin("image", "path")
+
+
 class Images:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
 
-    @cached("images:list")
     async def list(
         self,
         *,
@@ -111,15 +119,23 @@ class Images:
         since: TimeLike | None = None,
         until: TimeLike | None = None,
         search: str | None = None,
+        tag: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
-        """Images, newest first, with every ``images`` column plus ``qa_grade`` and ``run_id``.
+        """Images, newest first, with every ``images`` column plus ``qa_grade``, ``run_id``, and from the
+        notes ``tags`` (comma-separated) and ``n_comments``.
 
         ``since``/``until`` bound ``created_at``; ``type`` takes one type or a list; ``search`` keeps paths
-        containing that text.
+        containing that text; ``tag`` keeps images carrying that tag.
         """
-        filters = ImageFilters(type=type, ms_path=ms_path, since=since, until=until, search=search)
+        filters = ImageFilters(type=type, ms_path=ms_path, since=since, until=until, search=search, tag=tag)
+        filters = await notes_read.resolve(self._connections, filters)
+        frame = await self._list(filters, limit, offset)
+        return await notes_read.annotate(self._connections, frame, NOTES)
+
+    @cached("images:list")
+    async def _list(self, filters: ImageFilters, limit: int | None, offset: int) -> pd.DataFrame:
         db = await self._connections.products()
         q = LISTING.list_select(db.catalog, filters, limit=limit, offset=offset)
         frame = await fetch_listing(
@@ -150,11 +166,13 @@ class Images:
         column: created_at, noise_jy, dynamic_range, beam_major_arcsec, type, path or id. ``size`` is 1 to
         1,000 rows; ``count`` adds how many rows match, capped at 10,000.
         """
+        wanted = await notes_read.resolve(self._connections, ImageFilters.of(filters))
         db = await self._connections.products()
-        return await LISTING.page(
-            db, filters, sort=sort, descending=descending, after=after, before=before, number=number,
+        found = await LISTING.page(
+            db, wanted, sort=sort, descending=descending, after=after, before=before, number=number,
             last=last, size=size, count=count,
         )  # fmt: skip
+        return await notes_read.annotate_page(self._connections, found, NOTES)
 
     async def get(self, id_or_path: int | str) -> Image:
         """One image by id or path; ``RecordNotFoundError`` when there is none."""

@@ -14,6 +14,8 @@ from ..cache import cached
 from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
+from ..notes import read as notes_read
+from ..notes.read import NotesJoin
 from ..records import Job, parse_json
 from ..runids import fill_run_ids
 from ..schema import Kind, kinds
@@ -156,11 +158,13 @@ def job_from_row(row: dict[str, Any]) -> Job:
     )
 
 
+NOTES = NotesJoin("job", "run_id")
+
+
 class Jobs:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
 
-    @cached("jobs:list")
     async def list(
         self,
         *,
@@ -171,13 +175,19 @@ class Jobs:
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
-        """Jobs, newest first, with ``run_id`` (derived where not stored), ``duration_s`` and ``output_image``.
+        """Jobs, newest first, with ``run_id`` (derived where not stored), ``duration_s``, ``output_image``,
+        and from the notes ``tags`` and ``n_comments``.
 
         ``since``/``until`` bound ``created_at``; ``search`` keeps jobs whose MS path contains that text. On a
         database without a ``jobs`` table there is one job per MS (``derived`` is true), as the pipeline
         shows them.
         """
         filters = JobFilters(status=status, since=since, until=until, search=search)
+        frame = await self._list(filters, limit, offset)
+        return await notes_read.annotate(self._connections, frame, NOTES)
+
+    @cached("jobs:list")
+    async def _list(self, filters: JobFilters, limit: int | None, offset: int) -> pd.DataFrame:
         db = await self._connections.products()
         sql, params = LISTING.list_select(db.catalog, filters, limit=limit, offset=offset).build()
         frame = await db.fetch_frame(sql, params, KINDS, post=add_job_columns)
@@ -203,11 +213,13 @@ class Jobs:
 
         Paging as in ``images.page``; ``sort`` is created_at, id or status.
         """
+        wanted = await notes_read.resolve(self._connections, JobFilters.of(filters))
         db = await self._connections.products()
-        return await LISTING.page(
-            db, filters, sort=sort, descending=descending, after=after, before=before, number=number,
+        found = await LISTING.page(
+            db, wanted, sort=sort, descending=descending, after=after, before=before, number=number,
             last=last, size=size, count=count,
         )  # fmt: skip
+        return await notes_read.annotate_page(self._connections, found, NOTES)
 
     async def get(self, run_id_or_id: int | str) -> Job:
         """One job by run id (stored or derived from its MS) or integer id."""

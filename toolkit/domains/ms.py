@@ -15,6 +15,8 @@ from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError
 from ..mjd import unix_to_mjd
+from ..notes import read as notes_read
+from ..notes.read import NotesJoin
 from ..records import CalTable, MeasurementSet
 from ..runids import fill_ms_run_ids
 from ..schema import Kind, kinds
@@ -106,11 +108,13 @@ def ms_from_frame(frame: pd.DataFrame, cal_tables: tuple[CalTable, ...]) -> Meas
     )
 
 
+NOTES = NotesJoin("ms", "path")
+
+
 class MeasurementSets:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
 
-    @cached("ms:list")
     async def list(
         self,
         *,
@@ -122,12 +126,18 @@ class MeasurementSets:
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
-        """Measurement sets, newest observation first, with ``qa_grade`` and ``run_id``.
+        """Measurement sets, newest observation first, with ``qa_grade``, ``run_id``, and from the notes
+        ``tags`` and ``n_comments``.
 
         ``since``/``until`` bound the observation time (``mid_mjd``); ``search`` keeps paths containing
         that text.
         """
         filters = MSFilters(stage=stage, status=status, since=since, until=until, search=search)
+        frame = await self._list(filters, limit, offset)
+        return await notes_read.annotate(self._connections, frame, NOTES)
+
+    @cached("ms:list")
+    async def _list(self, filters: MSFilters, limit: int | None, offset: int) -> pd.DataFrame:
         db = await self._connections.products()
         q = LISTING.list_select(db.catalog, filters, limit=limit, offset=offset)
         frame = await fetch_listing(
@@ -155,11 +165,13 @@ class MeasurementSets:
 
         Paging as in ``images.page``; ``sort`` is mid_mjd, path, stage or status.
         """
+        wanted = await notes_read.resolve(self._connections, MSFilters.of(filters))
         db = await self._connections.products()
-        return await LISTING.page(
-            db, filters, sort=sort, descending=descending, after=after, before=before, number=number,
+        found = await LISTING.page(
+            db, wanted, sort=sort, descending=descending, after=after, before=before, number=number,
             last=last, size=size, count=count,
         )  # fmt: skip
+        return await notes_read.annotate_page(self._connections, found, NOTES)
 
     async def get(self, path: str) -> MeasurementSet:
         """One MS with its pointing, images, run id, QA grade and the calibration tables applied to it."""

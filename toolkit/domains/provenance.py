@@ -126,7 +126,7 @@ async def provenance(
             return pd.DataFrame(columns=["path", "type", "created_at", "photometry_rows"])
         listed = await images.list(ms_path=ms_path)
         db = await connections.products()
-        clause, params = db.in_list("p.image_path", listed["path"].tolist())
+        clause, params = db.catalog.dialect.in_list("p.image_path", listed["path"].tolist())
         counts = dict(
             await db.fetch_rows(
                 f"SELECT p.image_path, COUNT(*) FROM photometry AS p WHERE {clause} GROUP BY p.image_path",

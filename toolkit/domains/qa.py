@@ -28,6 +28,9 @@ from ..cache import cached
 from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ToolkitError, ValidationError
+from ..notes import read as notes_read
+from ..notes.model import with_final_grade
+from ..notes.read import SIGN_OFF_COLUMNS, NotesJoin
 from ..qa.grade import grade, status_column
 from ..qa.report import QAReport
 from ..qa.rules import QARules, Rule
@@ -237,14 +240,24 @@ def _checks(row: Mapping[str, Any], rules: list[Rule]) -> dict[str, str]:
     return {rule.key: str(row[status_column(rule)]) for rule in rules}
 
 
-def _grade_filter(frame: pd.DataFrame, grade_: str | list[str] | None) -> pd.DataFrame:
-    wanted = check_choices(grade_, "grade")
+def check_grades(grades: str | list[str] | None, name: str) -> list[str] | None:
+    wanted = check_choices(grades, name)
+    unknown = sorted(set(wanted or ()) - set(GRADES))
+    if unknown:
+        raise ValidationError(f"unknown {name}(s) {unknown}; grades are {', '.join(GRADES)}")
+    return wanted
+
+
+def _grade_filter(frame: pd.DataFrame, grades: str | list[str] | None, column: str) -> pd.DataFrame:
+    wanted = check_grades(grades, column)
     if wanted is None:
         return frame
-    unknown = sorted(set(wanted) - set(GRADES))
-    if unknown:
-        raise ValidationError(f"unknown grade(s) {unknown}; grades are {', '.join(GRADES)}")
-    return frame[frame["grade"].isin(wanted)].reset_index(drop=True)
+    return frame[frame[column].isin(wanted)].reset_index(drop=True)
+
+
+_IMAGE_NOTES = NotesJoin("image", "path", SIGN_OFF_COLUMNS)
+_MS_NOTES = NotesJoin("ms", "ms_path", SIGN_OFF_COLUMNS)
+_JOB_NOTES = NotesJoin("job", "run_id", SIGN_OFF_COLUMNS)
 
 
 class QA:
@@ -255,7 +268,6 @@ class QA:
         self._logs = logs
 
     # ------------------------------------------------------------------------------------ images
-    @cached("qa:images")
     async def images(
         self,
         *,
@@ -263,12 +275,41 @@ class QA:
         until: TimeLike | None = None,
         type: str | list[str] | None = None,
         grade: str | list[str] | None = None,
+        final_grade: str | list[str] | None = None,
         rules: RulesLike = None,
         limit: int | None = None,
     ) -> pd.DataFrame:
         """One row per image (newest first): metrics, ``grade``, ``summary``, ``flags`` (the warn and fail
-        reasons), ``not_assessed`` and a ``<check>_check`` status per check. ``since``/``until`` bound
-        ``created_at``; ``grade`` keeps only those grades."""
+        reasons), ``not_assessed`` and a ``<check>_check`` status per check, then from the notes
+        ``signoff_grade``, ``signoff_by``, ``signoff_at``, ``signoff_reason`` and ``final_grade`` (the
+        sign-off where there is one, else the computed grade). ``since``/``until`` bound ``created_at``;
+        ``grade`` keeps those computed grades, ``final_grade`` those final grades."""
+        check_grades(grade, "grade")
+        check_grades(final_grade, "final_grade")
+        frame = await self._images(since=since, until=until, type=type, rules=rules, limit=limit)
+        return await self._signed_off(frame, _IMAGE_NOTES, grade, final_grade)
+
+    async def _signed_off(
+        self,
+        frame: pd.DataFrame,
+        join: NotesJoin,
+        grade_: str | list[str] | None,
+        final_grade: str | list[str] | None,
+    ) -> pd.DataFrame:
+        frame = with_final_grade(await notes_read.annotate(self._connections, frame, join))
+        frame = _grade_filter(frame, grade_, "grade")
+        return _grade_filter(frame, final_grade, "final_grade")
+
+    @cached("qa:images")
+    async def _images(
+        self,
+        *,
+        since: TimeLike | None,
+        until: TimeLike | None,
+        type: str | list[str] | None,
+        rules: RulesLike,
+        limit: int | None,
+    ) -> pd.DataFrame:
         resolved = QARules.resolve(rules)
         limit, _ = check_limit(limit, 0)
         filters = ImageFilters(type=type, since=since, until=until)
@@ -283,7 +324,7 @@ class QA:
             kinds=IMAGE_KINDS,
             post=_image_post(resolved),
         )
-        return _grade_filter(frame, grade)
+        return frame
 
     async def image(self, id_or_path: int | str, *, rules: RulesLike = None) -> ImageQA:
         """The QA summary of one image, by id or path; ``RecordNotFoundError`` when there is none."""
@@ -305,10 +346,10 @@ class QA:
             checks=_checks(row, resolved.checks("image")),
             graded_by=row["graded_by"],
             timestamp=row["qa_timestamp"] or row["created_at"],
+            **await notes_read.sign_off_of(self._connections, "image", row["path"], row["grade"]),
         )
 
     # ---------------------------------------------------------------------------- measurement sets
-    @cached("qa:ms_list")
     async def ms_list(
         self,
         *,
@@ -316,13 +357,33 @@ class QA:
         until: TimeLike | None = None,
         stage: str | list[str] | None = None,
         grade: str | list[str] | None = None,
+        final_grade: str | list[str] | None = None,
         rules: RulesLike = None,
         as_of: TimeLike | None = None,
         limit: int | None = None,
     ) -> pd.DataFrame:
         """One row per MS (newest observation first), graded on stage, status, calibration applied, time in
-        stage and the calibration metrics. ``since``/``until`` bound the observation (``mid_mjd``);
-        ``as_of`` is the time "stuck" is measured to (default: now)."""
+        stage and the calibration metrics, with the sign-off columns and ``final_grade`` as in
+        :meth:`images`. ``since``/``until`` bound the observation (``mid_mjd``); ``as_of`` is the time
+        "stuck" is measured to (default: now)."""
+        check_grades(grade, "grade")
+        check_grades(final_grade, "final_grade")
+        frame = await self._ms_list(
+            since=since, until=until, stage=stage, rules=rules, as_of=as_of, limit=limit
+        )
+        return await self._signed_off(frame, _MS_NOTES, grade, final_grade)
+
+    @cached("qa:ms_list")
+    async def _ms_list(
+        self,
+        *,
+        since: TimeLike | None,
+        until: TimeLike | None,
+        stage: str | list[str] | None,
+        rules: RulesLike,
+        as_of: TimeLike | None,
+        limit: int | None,
+    ) -> pd.DataFrame:
         resolved = QARules.resolve(rules)
         limit, _ = check_limit(limit, 0)
         filters = MSFilters(stage=stage, since=since, until=until)
@@ -337,7 +398,7 @@ class QA:
             kinds=MS_KINDS,
             post=_ms_post(resolved, as_of_time(as_of)),
         )
-        return _grade_filter(frame, grade)
+        return frame
 
     async def ms(
         self, path: str, *, rules: RulesLike = None, as_of: TimeLike | None = None
@@ -365,10 +426,10 @@ class QA:
             checks=_checks(row, resolved.checks("ms", "calibration")),
             graded_by=row["graded_by"],
             timestamp=row["qa_timestamp"] or row["stage_updated_at"],
+            **await notes_read.sign_off_of(self._connections, "ms", row["ms_path"], row["grade"]),
         )
 
     # ------------------------------------------------------------------------------------- jobs
-    @cached("qa:jobs")
     async def jobs(
         self,
         *,
@@ -376,11 +437,31 @@ class QA:
         until: TimeLike | None = None,
         status: str | list[str] | None = None,
         grade: str | list[str] | None = None,
+        final_grade: str | list[str] | None = None,
         rules: RulesLike = None,
         as_of: TimeLike | None = None,
         limit: int | None = None,
     ) -> pd.DataFrame:
-        """One row per job (newest first), graded on status and run time."""
+        """One row per job (newest first), graded on status and run time, with the sign-off columns and
+        ``final_grade`` as in :meth:`images`."""
+        check_grades(grade, "grade")
+        check_grades(final_grade, "final_grade")
+        frame = await self._jobs(
+            since=since, until=until, status=status, rules=rules, as_of=as_of, limit=limit
+        )
+        return await self._signed_off(frame, _JOB_NOTES, grade, final_grade)
+
+    @cached("qa:jobs")
+    async def _jobs(
+        self,
+        *,
+        since: TimeLike | None,
+        until: TimeLike | None,
+        status: str | list[str] | None,
+        rules: RulesLike,
+        as_of: TimeLike | None,
+        limit: int | None,
+    ) -> pd.DataFrame:
         resolved = QARules.resolve(rules)
         db = await self._connections.products()
         filters = jobs_domain.JobFilters(status=status, since=since, until=until)
@@ -388,7 +469,7 @@ class QA:
         frame = await db.fetch_frame(
             sql, params, jobs_domain.KINDS, post=_job_post(resolved, as_of_time(as_of))
         )
-        return _grade_filter(frame, grade)
+        return frame
 
     async def job(
         self, run_id: str | int, *, rules: RulesLike = None, as_of: TimeLike | None = None
@@ -417,6 +498,11 @@ class QA:
             pipeline_config=parse_json(row["params"]) if job.params is None else job.params,
             metrics=_metrics(row, _JOB_METRICS),
             timestamp=job.finished_at or job.started_at or job.created_at,
+            **(
+                await notes_read.sign_off_of(self._connections, "job", job.run_id, row["grade"])
+                if job.run_id is not None
+                else {"final_grade": row["grade"]}
+            ),
         )
 
     # ----------------------------------------------------------------------------------- reports

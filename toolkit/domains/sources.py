@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -14,9 +15,11 @@ from ..cache import cached
 from ..db.base import Backend, Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
+from ..notes import read as notes_read
+from ..notes.read import NotesJoin
 from ..records import Source
 from ..schema import Kind, column_names, kinds
-from .filters import Filters
+from .filters import Filters, NoteFilter
 from .paging import Cursor, Keyset, Listing, Page
 from .query import Select
 
@@ -63,18 +66,22 @@ class SourceFilters(Filters):
     """What ``sources.list``/``sources.page`` keep.
 
     ``min_detections``: sources with at least that many photometry rows (the pipeline's meaning);
-    ``search``: the source id contains this text.
+    ``search``: the source id contains this text; ``label``: the source's label in the notes.
     """
 
     min_detections: int | None = None
     search: str | None = None
+    label: str | None = None
+
+    note_filter = NoteFilter("label", "source", "p.source_id")
 
     def apply(self, q: Select, catalog: Catalog) -> Select:
         if self.min_detections is not None:
             check_count(self.min_detections, "min_detections")
             q.having.append("COUNT(*) >= ?")
             q.having_params.append(self.min_detections)
-        return q.filter_contains("p.source_id", self.search)
+        q.filter_contains("p.source_id", self.search)
+        return self.apply_note_keys(q, catalog)
 
 
 def select(catalog: Catalog) -> Select:
@@ -163,7 +170,7 @@ def measurements_query(
     if source_ids is not None:
         if isinstance(source_ids, str):
             raise ValidationError("source_ids must be a list of source ids, not a single string")
-        clause, values = backend.in_list("p.source_id", check_names(source_ids, "source_ids"))
+        clause, values = backend.catalog.dialect.in_list("p.source_id", check_names(source_ids, "source_ids"))
         where.append(clause)
         params += values
     start, end = check_mjd_range(start_mjd, end_mjd)
@@ -194,27 +201,38 @@ def source_from_lightcurve(source_id: str, curve: pd.DataFrame) -> Source:
     )
 
 
+NOTES = NotesJoin("source", "source_id", ("tags", "n_comments", "label"))
+_LABELS = NotesJoin("source", "source_id", ("label",))
+
+
 class Sources:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
 
-    @cached("sources:list")
     async def list(
         self,
         *,
         min_detections: int | None = None,
         search: str | None = None,
+        label: str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
         """One row per source: position, number of measurements, first/last MJD, mean and max flux.
 
         ``min_detections`` keeps sources with at least that many photometry rows (the pipeline's meaning);
-        ``search`` keeps source ids containing that text.
-        Fluxes fall back to the peak brightness where the integrated flux is missing.
+        ``search`` keeps source ids containing that text; ``label`` keeps sources with that label in the
+        notes. Fluxes fall back to the peak brightness where the integrated flux is missing. From the notes:
+        ``tags``, ``n_comments`` and ``label``.
         """
+        filters = SourceFilters(min_detections=min_detections, search=search, label=label)
+        filters = await notes_read.resolve(self._connections, filters)
+        frame = await self._list(filters, limit, offset)
+        return await notes_read.annotate(self._connections, frame, NOTES)
+
+    @cached("sources:list")
+    async def _list(self, filters: SourceFilters, limit: int | None, offset: int) -> pd.DataFrame:
         db = await self._connections.products()
-        filters = SourceFilters(min_detections=min_detections, search=search)
         sql, params = LISTING.list_select(db.catalog, filters, limit=limit, offset=offset).build()
         return await db.fetch_frame(sql, params, SOURCE_KINDS)
 
@@ -233,11 +251,13 @@ class Sources:
     ) -> Page:
         """One page of sources in source id order, with :meth:`list`'s filters (a ``SourceFilters`` or a
         dict such as ``{"min_detections": 10}``). Paging as in ``images.page``."""
+        wanted = await notes_read.resolve(self._connections, SourceFilters.of(filters))
         db = await self._connections.products()
-        return await LISTING.page(
-            db, filters, sort=sort, descending=descending, after=after, before=before, number=number,
+        found = await LISTING.page(
+            db, wanted, sort=sort, descending=descending, after=after, before=before, number=number,
             last=last, size=size, count=count,
         )  # fmt: skip
+        return await notes_read.annotate_page(self._connections, found, NOTES)
 
     async def get(self, source_id: str) -> Source:
         """One source with its summary numbers and the images it was measured in."""
@@ -320,7 +340,7 @@ class Sources:
         end_mjd: float | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(candidate sources, candidate pairs): epoch pairs with |Vs| > ``vs`` and |m| > ``m`` (the field's
-        usual 4.3 and 0.26)."""
+        usual 4.3 and 0.26). The candidate sources carry their ``label`` from the notes."""
         flux, err = science.flux_and_error(flux)
         science.check_two_epoch_thresholds(vs, m)  # before reading a million rows
         found: dict[str, pd.DataFrame] = {}
@@ -330,7 +350,7 @@ class Sources:
             return found["pairs"]
 
         pairs = await self._science_frame(flux, start_mjd, end_mjd, compute)
-        return found["sources"], pairs
+        return await notes_read.annotate(self._connections, found["sources"], _LABELS), pairs
 
     async def eta_v(
         self,
@@ -345,11 +365,14 @@ class Sources:
         """eta-V cutoffs (log-Gaussian fit after 3-sigma MAD clipping) and the sources above both.
 
         The cutoffs sit ``eta_sigma``/``v_sigma`` standard deviations above the fitted mean (default 2, which
-        finds the demo site's variable sources and its transient and nothing else on the small site)."""
+        finds the demo site's variable sources and its transient and nothing else on the small site). The
+        candidates carry their ``label`` from the notes."""
         metrics = await self.variability(
             flux=flux, min_measurements=min_measurements, start_mjd=start_mjd, end_mjd=end_mjd
         )
-        return science.eta_v(metrics, eta_sigma=eta_sigma, v_sigma=v_sigma)
+        result = science.eta_v(metrics, eta_sigma=eta_sigma, v_sigma=v_sigma)
+        labelled = await notes_read.annotate(self._connections, result.candidates, _LABELS)
+        return dataclasses.replace(result, candidates=labelled)
 
     async def cone(self, ra_deg: float, dec_deg: float, radius_arcsec: float) -> pd.DataFrame:
         """Sources within ``radius_arcsec`` of a position, nearest first, with ``sep_arcsec`` (great circle;

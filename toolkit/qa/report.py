@@ -15,7 +15,8 @@ import pandas as pd
 
 from .. import plots
 from ..arguments import TimeLike, to_utc_timestamp
-from ..errors import FileNotAccessibleError, ValidationError
+from ..errors import ValidationError
+from ..files import check_output_path, write_atomically
 from ..mjd import mjd_to_unix
 from ..vocab import GRADES
 from .rules import QARules
@@ -259,21 +260,7 @@ MARKDOWN_SUFFIXES = (".md", ".markdown")
 
 def check_target(path: str | os.PathLike[str]) -> Path:
     """A path a report may be written to (checked before the work of building the report)."""
-    target = Path(path).expanduser()
-    suffixes = HTML_SUFFIXES + MARKDOWN_SUFFIXES
-    if target.suffix.lower() not in suffixes:
-        raise ValidationError(f"a report written to {target} must end in {' or '.join(suffixes)}")
-    if not target.parent.is_dir():
-        raise FileNotAccessibleError(f"cannot write {target}: folder {target.parent} does not exist")
-    if target.is_dir():
-        raise FileNotAccessibleError(f"cannot write {target}: it is a folder")
-    if target.exists():
-        with target.open("rb") as existing:
-            if existing.read(16) == b"SQLite format 3\x00":
-                raise ValidationError(
-                    f"refusing to overwrite {target}: it is an SQLite database, not a report"
-                )
-    return target
+    return check_output_path(path, HTML_SUFFIXES + MARKDOWN_SUFFIXES, "a report")
 
 
 def _write(path: str | os.PathLike[str], text: str, suffixes: tuple[str, ...]) -> None:
@@ -283,13 +270,7 @@ def _write(path: str | os.PathLike[str], text: str, suffixes: tuple[str, ...]) -
         raise ValidationError(
             f"this format is written to a file ending in {' or '.join(suffixes)}, not {target.name}"
         )
-    partial = target.with_name(f".{target.name}.partial")
-    try:
-        partial.write_text(text, encoding="utf-8")
-        os.replace(partial, target)
-    except OSError as exc:
-        partial.unlink(missing_ok=True)
-        raise FileNotAccessibleError(f"cannot write {target}: {exc}") from exc
+    write_atomically(target, text)
 
 
 def _text(value: Any) -> str:
