@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import secrets
@@ -188,3 +189,46 @@ def chromium_path() -> str:
             pytest.fail("Chromium is required here (CONTIMG_REQUIRE_BROWSER) but is not installed")
         pytest.skip("Debian's chromium is not installed (`apt-get install chromium`)")
     return path
+
+
+def _postgres_admin() -> str:
+    admin = os.environ.get(ENV_TEST_POSTGRES)
+    if not admin:
+        if os.environ.get("CONTIMG_REQUIRE_POSTGRES"):
+            pytest.fail(f"{ENV_TEST_POSTGRES} is required here but not set")
+        pytest.skip(f"no PostgreSQL server for the tests ({ENV_TEST_POSTGRES} is not set)")
+    return admin
+
+
+@contextlib.contextmanager
+def postgres_database(prefix: str) -> Iterator[str]:
+    """A new, empty database on the test server (dropped afterwards); its URL, as the server's superuser."""
+    import asyncio
+
+    import asyncpg
+
+    admin = _postgres_admin()
+    name = f"{prefix}_{secrets.token_hex(4)}"
+
+    async def run(statement: str) -> None:
+        conn = await asyncpg.connect(admin)
+        try:
+            await conn.execute(statement)
+        finally:
+            await conn.close()
+
+    asyncio.run(run(f'CREATE DATABASE "{name}"'))
+    try:
+        yield f"{admin.rsplit('/', 1)[0]}/{name}"
+    finally:
+        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def notes_location(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Path | str]:
+    """An empty notes database of each kind: a SQLite path (not yet created) or a PostgreSQL URL."""
+    if request.param == "sqlite":
+        yield tmp_path / "notes.sqlite"
+        return
+    with postgres_database("contimg_notes") as url:
+        yield url

@@ -59,7 +59,8 @@ def stage_grade(stage: str | None) -> str | None:
 # ------------------------------------------------------------------------------------------------ images
 async def test_images_list_has_every_column_and_dtypes_on_both_schemas(client: AsyncClient) -> None:
     frame = await client.images.list()
-    assert list(frame.columns) == [*column_names("images"), "qa_grade", "run_id"]
+    assert list(frame.columns) == [*column_names("images"), "qa_grade", "run_id", "tags", "n_comments"]
+    assert str(frame["tags"].dtype) == "str" and frame["n_comments"].dtype == "Int64"
     assert len(frame) == scalar(source_db(client), "SELECT COUNT(*) FROM images")
     assert str(frame["created_at"].dtype) == "datetime64[us, UTC]"
     assert frame["id"].dtype == "Int64"
@@ -232,6 +233,9 @@ async def test_sources_list_and_get(client: AsyncClient) -> None:
         "mean_flux_jy",
         "max_flux_jy",
         "nvss_flux_mjy",
+        "tags",
+        "n_comments",
+        "label",
     ]
     sid = str(frame["source_id"].iloc[3])
     n = scalar(db, "SELECT COUNT(*) FROM photometry WHERE source_id = ?", sid)

@@ -27,6 +27,8 @@ class Connections:
         self._queue: Backend | None = None
         self._notes: NotesStore | None = None
         self.notes_warned = False  # NotesUnavailableWarning is given once per client
+        # kind -> (the notes' version, its per-target summary): see notes.read.summary
+        self.notes_summaries: dict[str, tuple[int, Any]] = {}
         self.cache = ResultCache(settings.cache_bytes, settings.cache_ttl, self.data_versions)
         self._lock: asyncio.Lock | None = None
         self._closed = False

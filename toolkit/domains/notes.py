@@ -380,7 +380,10 @@ class Notes:
         events = await read_events(self._connections, EventQuery(since=start))
         if events is None:
             events = model.events_frame([])
-        lines = [json.dumps(_event_json(row), ensure_ascii=False, allow_nan=False) for row in events.to_dict("records")]
+        lines = [
+            json.dumps(_event_json(row), ensure_ascii=False, allow_nan=False)
+            for row in events.to_dict("records")
+        ]
         text = "".join(line + "\n" for line in lines)
         await asyncio.get_running_loop().run_in_executor(None, write_atomically, target, text)
         return len(lines)
@@ -393,6 +396,12 @@ class Notes:
         (the default) refuses the file and writes nothing; ``"skip"`` leaves their events out."""
         if missing not in ("error", "skip"):
             raise ValidationError(f"missing must be 'error' or 'skip', got {missing!r}")
+        if (
+            not isinstance(path, str | os.PathLike)
+            or not isinstance(os.fspath(path), str)
+            or not os.fspath(path)
+        ):
+            raise ValidationError(f"import_ reads a JSON Lines file named by a path, not {path!r}")
         source = Path(os.fspath(path))
         events = await asyncio.get_running_loop().run_in_executor(
             None, _read_events_file, source, self._labels()

@@ -284,7 +284,7 @@ def events_frame(rows: Sequence[Mapping[str, Any]] | Sequence[Sequence[Any]]) ->
         if rows
         else pd.DataFrame({name: [] for name in EVENT_FIELDS})
     )
-    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True, format="ISO8601")
+    frame["created_at"] = pd.to_datetime(frame["created_at"], utc=True, format="ISO8601").dt.as_unit("us")
     frame = frame.astype(EVENT_KINDS)
     return frame.sort_values(["created_at", "ordinal", "event_id"], kind="stable").reset_index(drop=True)
 
@@ -371,28 +371,19 @@ def attach(
     ``summary`` None means the notes could not be read: the columns are NA. Targets without annotations get
     no tags (""), no comments (0) and no sign-off or label (NA).
     """
-    keys = frame[key_column].astype("str") if key_column in frame else pd.Series([], dtype="str")
-    empty = summary is None
-    base = (
-        summary
-        if summary is not None
-        else pd.DataFrame({name: pd.Series([], dtype="str") for name in SUMMARY_COLUMNS})
-    )
+    keys: Any = frame[key_column].astype("str").to_numpy() if len(frame) else []
     for name in columns:
-        if name == "signoff_at":
-            values = base[name].reindex(keys.values) if not empty else pd.Series(pd.NaT, index=keys.values)
-            frame[name] = pd.to_datetime(values.values, utc=True)
-            continue
-        series = base[name].reindex(keys.values) if not empty else pd.Series(pd.NA, index=keys.values)
-        if name == "tags":
-            series = series.astype("str")
-            if not empty:
-                series = series.fillna("")
-        elif name == "n_comments":
-            series = series.astype("Int64")
-            if not empty:
-                series = series.fillna(0)
+        if summary is None:
+            values = pd.Series(pd.NA, index=range(len(frame)), dtype="object")
         else:
-            series = series.astype("str")
-        frame[name] = series.values
+            values = summary[name].reindex(keys).reset_index(drop=True)
+        if name == "signoff_at":
+            values = pd.to_datetime(values, utc=True).dt.as_unit("us")
+        elif name == "n_comments":
+            values = values.astype("Int64")
+            values = values if summary is None else values.fillna(0)
+        else:
+            values = values.astype("str")
+            values = values.fillna("") if name == "tags" and summary is not None else values
+        frame[name] = values.array
     return frame

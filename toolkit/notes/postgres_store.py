@@ -154,7 +154,7 @@ class PostgresNotesStore:
         try:
             async with pool.acquire() as conn:
                 if await conn.fetchval("SELECT to_regclass('events')") is None:
-                    return None
+                    return events_frame([])  # the database is there; nobody has written a note yet
                 rows = await conn.fetch(f"{sql} LIMIT {MAX_EVENTS + 1}", *params)
         except (asyncpg.PostgresError, OSError) as exc:
             raise DatabaseConnectionError(
@@ -165,6 +165,18 @@ class PostgresNotesStore:
                 f"more than {MAX_EVENTS:,} annotation events match; narrow the read (kind, target, since)"
             )
         return events_frame([tuple(r) for r in rows])
+
+    async def version(self) -> int | None:
+        pool = await self._get_pool()
+        try:
+            async with pool.acquire() as conn:
+                if await conn.fetchval("SELECT to_regclass('events')") is None:
+                    return 0
+                return int(await conn.fetchval("SELECT COALESCE(MAX(seq), 0) FROM events"))
+        except (asyncpg.PostgresError, OSError) as exc:
+            raise DatabaseConnectionError(
+                f"cannot read the notes database at {self.location}: {exc}"
+            ) from exc
 
     async def aclose(self) -> None:
         if self._pool is not None:

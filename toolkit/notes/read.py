@@ -1,15 +1,16 @@
-"""Annotations joined into the read calls: one notes query per call, never one per row.
+"""Annotations joined into the read calls: one small notes query per call, never one per row.
 
-A listing asks the notes database once for the current state of the targets it returned (or of every
-target of that kind, for a long listing) and joins it on the target's key. If the notes database is missing
-or unreadable, the listing still answers, with those columns NA and one warning per client.
+The events table is append-only, so its highest ``seq`` is a version: a read call asks for it (one indexed
+query), and the per-target summary of a kind (tags, comment count, sign-off, label) is rebuilt from the
+events only when it moved. Listings then join the summary on the target's key in memory. If the notes
+database is missing or unreadable, the listing still answers, with those columns NA and one warning per
+client.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import warnings
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -19,20 +20,27 @@ from ..db.connections import Connections
 from ..domains.filters import Filters, NoteKeys
 from ..domains.paging import Page
 from ..errors import NotesUnavailableWarning, ToolkitError
-from .model import attach, current_labels, current_tags, events_frame, summary_by_target
+from .model import attach, events_frame, summary_by_target
 from .query import EventQuery
 
 F = TypeVar("F", bound=Filters)
-# Up to this many keys a listing asks for its own targets; beyond, for the whole kind (one query either way).
-KEYS_PER_QUERY = 5_000
+
+
+def _missing(connections: Connections, location: str) -> bool:
+    """A notes database that does not exist yet: True (empty) for the default one, where nobody has
+    written a note on this machine; a configured one is reported (the path may be wrong)."""
+    _, configured = connections.settings.notes_location()
+    if configured:
+        _warn_once(
+            connections,
+            f"the notes database {location} does not exist yet (it is created by the first note written)",
+        )
+        return False
+    return True
 
 
 async def read_events(connections: Connections, query: EventQuery) -> pd.DataFrame | None:
-    """The events ``query`` selects; None (after one warning per client) when they cannot be read.
-
-    A notes database that does not exist yet is empty if it is the default one (nobody has written a note
-    on this machine); a configured one that is missing is reported, since the path may be wrong.
-    """
+    """The events ``query`` selects; None (after one warning per client) when they cannot be read."""
     store = connections.notes()
     try:
         events = await store.read(query)
@@ -40,15 +48,7 @@ async def read_events(connections: Connections, query: EventQuery) -> pd.DataFra
         _warn_once(connections, f"the notes database {store.location} cannot be read ({exc})")
         return None
     if events is None:
-        _, configured = connections.settings.notes_location()
-        if configured:
-            _warn_once(
-                connections,
-                f"the notes database {store.location} does not exist yet (it is created by the first note "
-                "written)",
-            )
-            return None
-        return events_frame([])
+        return events_frame([]) if _missing(connections, store.location) else None
     return events
 
 
@@ -58,18 +58,31 @@ def _warn_once(connections: Connections, message: str) -> None:
         warnings.warn(f"{message}; annotation columns are NA", NotesUnavailableWarning, stacklevel=4)
 
 
-async def summary(
-    connections: Connections, kind: str, keys: Sequence[str] | None = None
-) -> pd.DataFrame | None:
+async def summary(connections: Connections, kind: str) -> pd.DataFrame | None:
     """Per target of ``kind`` (the index: its key): tags, comment count, sign-off and label; None when the
-    notes cannot be read."""
-    wanted = None if keys is None or len(keys) > KEYS_PER_QUERY else tuple(dict.fromkeys(keys))
-    events = await read_events(connections, EventQuery(target_kind=kind, targets=wanted))
+    notes cannot be read. Rebuilt only when the notes changed since the last call."""
+    store = connections.notes()
+    try:
+        version = await store.version()
+    except ToolkitError as exc:
+        _warn_once(connections, f"the notes database {store.location} cannot be read ({exc})")
+        return None
+    if version is None:
+        return summary_by_target(events_frame([])) if _missing(connections, store.location) else None
+    cached = connections.notes_summaries.get(kind)
+    if cached is not None and cached[0] == version:
+        hit: pd.DataFrame = cached[1]
+        return hit
+    events = await read_events(connections, EventQuery(target_kind=kind))
     if events is None:
         return None
     if len(events) < 2_000:  # cheaper here than a thread crossing
-        return summary_by_target(events)
-    found: pd.DataFrame = await (await connections.products()).compute(summary_by_target, events)
+        found = summary_by_target(events)
+    else:
+        found = await (await connections.products()).compute(summary_by_target, events)
+    # A write between the version and the events makes the summary newer than its version: the next call
+    # sees a higher version and rebuilds, so nothing stale is ever served.
+    connections.notes_summaries[kind] = (version, found)
     return found
 
 
@@ -88,8 +101,7 @@ SIGN_OFF_COLUMNS = ("signoff_grade", "signoff_by", "signoff_at", "signoff_reason
 
 async def annotate(connections: Connections, frame: pd.DataFrame, join: NotesJoin) -> pd.DataFrame:
     """``frame`` with the annotation columns of its targets."""
-    keys = [str(k) for k in frame[join.key_column].dropna().unique()] if len(frame) else []
-    found = await summary(connections, join.kind, keys) if keys else None  # no rows: nothing to ask
+    found = await summary(connections, join.kind) if len(frame) else None  # no rows: nothing to ask
     return attach(frame, found, join.key_column, join.columns)
 
 
@@ -105,23 +117,21 @@ async def resolve(connections: Connections, filters: F) -> F:
     wanted = getattr(filters, spec.field)
     if wanted is None:
         return filters
-    actions = ("tag", "untag") if spec.field == "tag" else ("classify",)
-    events = await read_events(connections, EventQuery(target_kind=spec.target_kind, actions=actions))
-    if events is None:
-        keys: tuple[str, ...] = ()
-    elif spec.field == "tag":
-        current = current_tags(events)
-        keys = tuple(current.loc[current["tag"] == wanted, "target"].unique())
-    else:
-        current = current_labels(events)
-        keys = tuple(current.loc[current["label"] == wanted, "target"].unique())
+    found = await summary(connections, spec.target_kind)
+    keys: tuple[str, ...] = ()
+    if found is not None and len(found):
+        if spec.field == "tag":
+            mask = found["tags"].str.split(",").map(lambda tags: wanted in tags)
+        else:
+            mask = found["label"] == wanted
+        keys = tuple(found.index[mask.fillna(False).astype(bool)])
     return dataclasses.replace(filters, note_keys=NoteKeys(keys))
 
 
 async def sign_off_of(connections: Connections, kind: str, key: str, grade: str) -> dict[str, Any]:
     """The sign-off fields of one QA summary: the sign-off in force (None where there is none or the notes
     cannot be read) and ``final_grade``."""
-    found = await summary(connections, kind, [key])
+    found = await summary(connections, kind)
     values: dict[str, Any] = dict.fromkeys(SIGN_OFF_COLUMNS)
     if found is not None and key in found.index:
         row = found.loc[key]

@@ -188,7 +188,17 @@ class SQLiteNotesStore:
         """The events ``query`` selects, oldest first; None when the database does not exist yet."""
         return await self._run(self._read_thread, lambda: self._read(query))
 
-    def _read(self, query: EventQuery) -> pd.DataFrame | None:
+    async def version(self) -> int | None:
+        return await self._run(self._read_thread, self._version)
+
+    def _version(self) -> int | None:
+        reader = self._open_reader()
+        if reader is None:
+            return None
+        rows = self._ask(reader, "SELECT COALESCE(MAX(seq), 0) FROM events", ())
+        return 0 if rows is None else int(rows[0][0])
+
+    def _open_reader(self) -> sqlite3.Connection | None:
         if self._reader is None:
             if not self.path.exists():
                 return None
@@ -197,15 +207,26 @@ class SQLiteNotesStore:
                 self._reader = sqlite3.connect(uri, uri=True, timeout=self.busy_timeout, isolation_level=None)
             except sqlite3.Error as exc:
                 raise DatabaseConnectionError(f"cannot open the notes database {self.path}: {exc}") from exc
-        sql, params = query.sql("sqlite")
+        return self._reader
+
+    def _ask(self, reader: sqlite3.Connection, sql: str, params: Sequence[Any]) -> list[Any] | None:
+        """The rows, or None where the file has no events table yet (created, never written)."""
         try:
-            if "events" not in {r[0] for r in self._reader.execute("SELECT name FROM sqlite_master")}:
-                return events_frame([])  # created, never written
-            rows = self._reader.execute(sql, params).fetchmany(MAX_EVENTS + 1)
+            if "events" not in {r[0] for r in reader.execute("SELECT name FROM sqlite_master")}:
+                return None
+            return reader.execute(sql, params).fetchmany(MAX_EVENTS + 1)
         except sqlite3.Error as exc:
-            self._reader.close()
+            reader.close()
             self._reader = None
             raise DatabaseConnectionError(f"cannot read the notes database {self.path}: {exc}") from exc
+
+    def _read(self, query: EventQuery) -> pd.DataFrame | None:
+        reader = self._open_reader()
+        if reader is None:
+            return None
+        rows = self._ask(reader, *query.sql("sqlite"))
+        if rows is None:
+            return events_frame([])
         if len(rows) > MAX_EVENTS:
             raise ValidationError(
                 f"more than {MAX_EVENTS:,} annotation events match; narrow the read (kind, target, since)"

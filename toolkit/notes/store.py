@@ -26,4 +26,9 @@ class NotesStore(Protocol):
         """The events ``query`` selects, oldest first; None when the database does not exist yet."""
         ...
 
+    async def version(self) -> int | None:
+        """The highest event ``seq`` (0 with no events): it grows with every write, the events being
+        append-only. None when the database does not exist yet."""
+        ...
+
     async def aclose(self) -> None: ...
