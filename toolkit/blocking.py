@@ -637,9 +637,10 @@ class BlockingQA(BlockingArea):
         as_of: TimeLike | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> QAReport:
-        """A QA report for a time range (default: everything): grades per night, the worst images, the
-        failing checks, the calibration flagged-fraction trend, stuck MS, and failed jobs with the first
-        error of their logs. ``progress(step, done, total)`` is called as each part is read."""
+        """A QA report for a time range (default: everything): final grades (a sign-off where there is one,
+        else the computed grade) in totals and per night, the worst images, the failing checks, the
+        calibration flagged-fraction trend, stuck MS, failed jobs with the first error of their logs, and
+        the sign-offs and comments on the range's images, MS and jobs. ``progress(step, done, total)`` is called as each part is read."""
         return self._run(
             self._area.report(since=since, until=until, rules=rules, as_of=as_of, progress=progress)
         )

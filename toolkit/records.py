@@ -246,12 +246,31 @@ class Stats(Record):
         return "Pipeline statistics"
 
 
+@dataclass(frozen=True, kw_only=True)
 class QARecord(Record):
-    """A QA summary: a compact card with the grade, the summary line, the reasons and the metrics."""
+    """A QA summary: a compact card with the grade, the summary line, the reasons and the metrics.
+
+    From the notes: the sign-off in force, if any, and ``final_grade``, the grade that stands (the
+    sign-off's, else the computed one)."""
+
+    signoff_grade: str | None = None
+    signoff_by: str | None = None
+    signoff_at: datetime | None = None
+    signoff_reason: str | None = None
+    final_grade: str | None = None
 
     def _repr_html_(self) -> str:
-        grade = str(getattr(self, "grade", ""))
+        computed = str(getattr(self, "grade", ""))
+        grade = self.final_grade or computed
         colour = _GRADE_COLOURS.get(grade, "#57606a")
+        signed = ""
+        if self.signoff_grade is not None:
+            when = f" on {self.signoff_at:%Y-%m-%d %H:%M} UTC" if self.signoff_at is not None else ""
+            signed = (
+                f'<div style="margin:4px 0;background:#f6f8fa;border-radius:4px;padding:2px 6px">'
+                f"<b>signed off {html.escape(self.signoff_grade)}</b> by {html.escape(self.signoff_by or '?')}"
+                f"{when} (computed: {html.escape(computed)}): {html.escape(self.signoff_reason or '')}</div>"
+            )
         flags = "".join(f"<li>{html.escape(f)}</li>" for f in getattr(self, "flags", ()))
         missing = "".join(f"<li>{html.escape(f)}</li>" for f in getattr(self, "not_assessed", ()))
         metrics = getattr(self, "metrics", {}) or {}
@@ -265,6 +284,7 @@ class QARecord(Record):
             f'<b>{html.escape(self.title())}</b> <span style="background:{colour};color:white;border-radius:4px;'
             f'padding:0 6px">{html.escape(grade)}</span>'
             f'<div style="margin:4px 0">{html.escape(str(getattr(self, "summary", "")))}</div>'
+            + signed
             + (
                 f'<div style="color:{colour}"><b>flags</b><ul style="margin:0">{flags}</ul></div>'
                 if flags
@@ -294,13 +314,6 @@ class ImageQA(QARecord):
     checks: dict[str, str]
     graded_by: str
     timestamp: datetime | None
-    # From the notes: the sign-off in force, if any, and the grade that stands (the sign-off's, else
-    # the computed one).
-    signoff_grade: str | None = None
-    signoff_by: str | None = None
-    signoff_at: datetime | None = None
-    signoff_reason: str | None = None
-    final_grade: str | None = None
 
 
 @dataclass(frozen=True)
@@ -319,13 +332,6 @@ class MeasurementSetQA(QARecord):
     checks: dict[str, str]
     graded_by: str
     timestamp: datetime | None
-    # From the notes: the sign-off in force, if any, and the grade that stands (the sign-off's, else
-    # the computed one).
-    signoff_grade: str | None = None
-    signoff_by: str | None = None
-    signoff_at: datetime | None = None
-    signoff_reason: str | None = None
-    final_grade: str | None = None
 
 
 @dataclass(frozen=True)
@@ -344,13 +350,6 @@ class JobQA(QARecord):
     pipeline_config: Any
     metrics: dict[str, Any]
     timestamp: datetime | None
-    # From the notes: the sign-off in force, if any, and the grade that stands (the sign-off's, else
-    # the computed one).
-    signoff_grade: str | None = None
-    signoff_by: str | None = None
-    signoff_at: datetime | None = None
-    signoff_reason: str | None = None
-    final_grade: str | None = None
 
 
 @dataclass(frozen=True)

@@ -412,3 +412,38 @@ async def test_concurrent_batches_in_one_process_all_land(client: AsyncClient) -
     await asyncio.gather(*(writer(n) for n in range(4)))
     counts = (await client.images.list(limit=20))["n_comments"]
     assert (counts == 4).all()
+
+
+async def test_report_counts_final_grades_and_lists_sign_offs_and_comments(client: AsyncClient) -> None:
+    before = await client.qa.report()
+    graded = await client.qa.images()
+    failed = graded[graded["grade"] == "fail"]["path"].tolist()
+    good = graded[graded["grade"] == "good"]["path"].tolist()
+    assert failed and good and not before.sign_offs.shape[0] and not before.comments.shape[0]
+    async with client.notes.batch() as b:
+        b.sign_off(("image", failed[0]), "good", "RFI storm; the source counts are fine")
+        b.sign_off(("image", good[0]), "good", "looked at it")
+        b.comment(("image", failed[0]), "re-check after the next calibration")
+        b.comment(("ms", (await client.ms.list(limit=1))["path"][0]), "flags heavy | upper band")
+    report = await client.qa.report()
+    assert report.totals["images"]["fail"] == before.totals["images"]["fail"] - 1
+    assert report.totals["images"]["good"] == before.totals["images"]["good"] + 1
+    assert (report.signed_off["images"], report.overridden["images"]) == (2, 1)
+    assert int(report.images_per_night["good"].sum()) == report.totals["images"]["good"]
+    signed = report.sign_offs.set_index("target")
+    assert signed.loc[failed[0], ["grade", "signoff_grade", "signoff_by"]].tolist() == [
+        "fail",
+        "good",
+        "alice",
+    ]
+    assert sorted(report.comments["kind"]) == ["image", "ms"]
+    markdown = report.to_markdown()
+    assert "## Sign-offs" in markdown and "RFI storm; the source counts are fine" in markdown
+    assert "flags heavy \\| upper band" in markdown  # a comment cannot break the Markdown table
+    page = report.to_html()
+    assert "<h2>Comments</h2>" in page and "re-check after the next calibration" in page
+
+    card = (await client.qa.image(failed[0]))._repr_html_()
+    assert "signed off good</b> by alice" in card and "(computed: fail)" in card
+    plain = (await client.qa.image(good[1]))._repr_html_()
+    assert "signed off" not in plain

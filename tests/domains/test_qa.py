@@ -336,9 +336,10 @@ async def test_report_counts_and_sections(newer_client: AsyncClient, tmp_path: P
         since=since, until=until, as_of=AS_OF, progress=lambda s, d, t: steps.append(s)
     )
     images = await newer_client.qa.images(since=since, until=until)
-    assert report.totals["images"] == {
-        g: int((images["grade"] == g).sum()) for g in ("good", "warn", "fail", "not assessed")
+    assert report.totals["images"] == {  # the demo's sign-offs count: final grades
+        g: int((images["final_grade"] == g).sum()) for g in ("good", "warn", "fail", "not assessed")
     }
+    assert report.signed_off["images"] == int(images["signoff_grade"].notna().sum()) > 0
     assert int(report.images_per_night.to_numpy().sum()) == len(images)
     assert report.worst_images["rms_noise_mjy"].is_monotonic_decreasing
     assert len(report.failed_jobs) and report.failed_jobs["first_error"].notna().any()

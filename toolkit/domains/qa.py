@@ -32,7 +32,7 @@ from ..notes import read as notes_read
 from ..notes.model import with_final_grade
 from ..notes.read import SIGN_OFF_COLUMNS, NotesJoin
 from ..qa.grade import grade, status_column
-from ..qa.report import QAReport
+from ..qa.report import TARGET_COLUMNS, QAReport
 from ..qa.rules import QARules, Rule
 from ..records import ImageQA, JobQA, MeasurementSetQA, parse_json
 from ..schema import Kind
@@ -255,9 +255,9 @@ def _grade_filter(frame: pd.DataFrame, grades: str | list[str] | None, column: s
     return frame[frame[column].isin(wanted)].reset_index(drop=True)
 
 
-_IMAGE_NOTES = NotesJoin("image", "path", SIGN_OFF_COLUMNS)
-_MS_NOTES = NotesJoin("ms", "ms_path", SIGN_OFF_COLUMNS)
-_JOB_NOTES = NotesJoin("job", "run_id", SIGN_OFF_COLUMNS)
+_IMAGE_NOTES = NotesJoin("image", TARGET_COLUMNS["image"], SIGN_OFF_COLUMNS)
+_MS_NOTES = NotesJoin("ms", TARGET_COLUMNS["ms"], SIGN_OFF_COLUMNS)
+_JOB_NOTES = NotesJoin("job", TARGET_COLUMNS["job"], SIGN_OFF_COLUMNS)
 
 
 class QA:
@@ -515,9 +515,10 @@ class QA:
         as_of: TimeLike | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> QAReport:
-        """A QA report for a time range (default: everything): grades per night, the worst images, the
-        failing checks, the calibration flagged-fraction trend, stuck MS, and failed jobs with the first
-        error of their logs. ``progress(step, done, total)`` is called as each part is read."""
+        """A QA report for a time range (default: everything): final grades (a sign-off where there is one,
+        else the computed grade) in totals and per night, the worst images, the failing checks, the
+        calibration flagged-fraction trend, stuck MS, failed jobs with the first error of their logs, and
+        the sign-offs and comments on the range's images, MS and jobs. ``progress(step, done, total)`` is called as each part is read."""
         if progress is not None and not callable(progress):
             raise ValidationError(
                 f"progress must be a function (step, done, total) or None, got {progress!r}"
@@ -540,6 +541,13 @@ class QA:
         tick(3)
         failed = jobs[jobs["status"].eq("failed").fillna(False)].head(MAX_FAILED_JOBS_WITH_LOGS)
         errors = await asyncio.gather(*(self._first_error(str(r)) for r in failed["run_id"].dropna()))
+        comments = await notes_read.comments_on(
+            self._connections,
+            {
+                join.kind: frame[join.key_column].dropna().astype("str")
+                for join, frame in ((_IMAGE_NOTES, images), (_MS_NOTES, ms), (_JOB_NOTES, jobs))
+            },
+        )
         tick(4)
         # Building the report tables is pandas work over the whole range: off the event loop.
         db = await self._connections.products()
@@ -550,6 +558,7 @@ class QA:
                 ms=ms,
                 jobs=jobs,
                 first_errors=dict(zip(failed["run_id"].dropna().astype(str), errors, strict=True)),
+                comments=comments,
                 since=since,
                 until=until,
                 rules=resolved,

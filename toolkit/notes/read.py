@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -126,6 +127,18 @@ async def resolve(connections: Connections, filters: F) -> F:
             mask = found["label"] == wanted
         keys = tuple(found.index[mask.fillna(False).astype(bool)])
     return dataclasses.replace(filters, note_keys=NoteKeys(keys))
+
+
+async def comments_on(connections: Connections, targets: Mapping[str, Iterable[str]]) -> pd.DataFrame:
+    """The comments on these targets (target kind -> keys), as events; none when the notes cannot be
+    read. One query for every kind."""
+    events = await read_events(connections, EventQuery(actions=("comment",)))
+    if events is None or not len(events):
+        return events_frame([])
+    keep = pd.Series(False, index=events.index)
+    for kind, keys in targets.items():
+        keep |= (events["target_kind"] == kind) & events["target"].isin(list(keys))
+    return events[keep].reset_index(drop=True)
 
 
 async def sign_off_of(connections: Connections, kind: str, key: str, grade: str) -> dict[str, Any]:

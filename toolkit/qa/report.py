@@ -22,6 +22,10 @@ from ..vocab import GRADES
 from .rules import QARules
 
 WORST_IMAGES = 10
+# Sign-offs and comments listed in a report (newest first); the rest are counted in a note
+LISTED = 200
+# The column that holds each kind's key in its graded frame, and in the notes
+TARGET_COLUMNS = {"image": "path", "ms": "ms_path", "job": "run_id"}
 
 
 @dataclass(frozen=True)
@@ -32,13 +36,17 @@ class QAReport:
     until: datetime | None
     as_of: datetime
     rules_source: str
-    totals: dict[str, dict[str, int]]  # "images"/"ms"/"jobs" -> grade -> count
+    totals: dict[str, dict[str, int]]  # "images"/"ms"/"jobs" -> final grade -> count
     images_per_night: pd.DataFrame  # index night (UTC date), one column per grade
     worst_images: pd.DataFrame
     failing_checks: pd.DataFrame  # check, fail, warn
     flagged_trend: pd.DataFrame  # index night; median_pct, max_pct, n
     stuck_ms: pd.DataFrame
     failed_jobs: pd.DataFrame  # run_id, ms_path, finished_at, first_error
+    signed_off: dict[str, int]  # "images"/"ms"/"jobs" -> how many carry a sign-off
+    overridden: dict[str, int]  # of those, how many whose sign-off differs from the computed grade
+    sign_offs: pd.DataFrame  # kind, target, grade, signoff_grade, signoff_by, signoff_at, signoff_reason
+    comments: pd.DataFrame  # kind, target, author, created_at, text
     flagged_thresholds: tuple[float | None, float | None] = (None, None)
     notes: tuple[str, ...] = field(default=())
 
@@ -51,21 +59,29 @@ class QAReport:
         ms: pd.DataFrame,
         jobs: pd.DataFrame,
         first_errors: Mapping[str, str | None],
+        comments: pd.DataFrame,
         since: TimeLike | None,
         until: TimeLike | None,
         rules: QARules,
         as_of: pd.Timestamp,
     ) -> QAReport:
+        frames = {"images": images, "ms": ms, "jobs": jobs}
+        # The team's word stands: totals count final grades (a sign-off where there is one)
         totals = {
-            name: {g: int((frame["grade"] == g).sum()) for g in GRADES} if len(frame) else {}
-            for name, frame in (("images", images), ("ms", ms), ("jobs", jobs))
+            name: {g: int((_final(frame) == g).sum()) for g in GRADES} if len(frame) else {}
+            for name, frame in frames.items()
         }
+        signed = {name: _signed(frame) for name, frame in frames.items()}
         notes = []
         if not (len(images) or len(ms) or len(jobs)):
             notes.append("No images, measurement sets or jobs in this time range: nothing to grade.")
         stage_graded = int((images["graded_by"] == "stage").sum()) if len(images) else 0
         if stage_graded:
             notes.append(f"{stage_graded} images have no metrics at all and were graded by their MS stage.")
+        sign_offs = _sign_offs(dict(zip(TARGET_COLUMNS, frames.values(), strict=True)))
+        for what, table in (("sign-offs", sign_offs), ("comments", comments)):
+            if len(table) > LISTED:
+                notes.append(f"{len(table)} {what} in this range; the newest {LISTED} are listed.")
         flagged = rules["calibration.flagged_fraction"]
         return cls(
             since=_when(since, "since"),
@@ -79,6 +95,13 @@ class QAReport:
             flagged_trend=_flagged_trend(ms),
             stuck_ms=_stuck(ms),
             failed_jobs=_failed_jobs(jobs, first_errors),
+            signed_off={name: int(mask.sum()) for name, mask in signed.items()},
+            overridden={
+                name: int((mask & (frame["signoff_grade"] != frame["grade"]).fillna(False)).sum())
+                for (name, mask), frame in zip(signed.items(), frames.values(), strict=True)
+            },
+            sign_offs=sign_offs.head(LISTED),
+            comments=_comments(comments).head(LISTED),
             flagged_thresholds=(flagged.warn, flagged.fail) if flagged.enabled else (None, None),
             notes=tuple(notes),
         )
@@ -142,6 +165,8 @@ class QAReport:
             ("Calibration flagged fraction per night", "flagged fraction", self.flagged_trend.reset_index()),
             ("Measurement sets stuck in a stage", None, self.stuck_ms),
             ("Failed jobs", None, self.failed_jobs),
+            ("Sign-offs", None, self.sign_offs),
+            ("Comments", None, self.comments),
         ]
         for heading, figure, table in sections:
             parts.append(f"<h2>{html.escape(heading)}</h2>")
@@ -169,6 +194,8 @@ class QAReport:
             ("Calibration flagged fraction per night", self.flagged_trend.reset_index()),
             ("Measurement sets stuck in a stage", self.stuck_ms),
             ("Failed jobs", self.failed_jobs),
+            ("Sign-offs", self.sign_offs),
+            ("Comments", self.comments),
         ]
         for heading, table in sections:
             lines += ["", f"## {heading}", "", _markdown_table(table) if len(table) else "none"]
@@ -179,9 +206,17 @@ class QAReport:
 
     def _totals_frame(self) -> pd.DataFrame:
         rows = [
-            {"what": name, **counts, "total": sum(counts.values())} for name, counts in self.totals.items()
+            {
+                "what": name,
+                **counts,
+                "total": sum(counts.values()),
+                "signed off": self.signed_off.get(name, 0),
+                "overridden": self.overridden.get(name, 0),
+            }
+            for name, counts in self.totals.items()
         ]
-        return pd.DataFrame(rows, columns=["what", *GRADES, "total"]).fillna(0)
+        columns = ["what", *GRADES, "total", "signed off", "overridden"]
+        return pd.DataFrame(rows, columns=columns).fillna(0)
 
 
 # --------------------------------------------------------------------------------- report tables
@@ -189,20 +224,55 @@ def _when(value: TimeLike | None, name: str) -> datetime | None:
     return None if value is None else to_utc_timestamp(value, name).to_pydatetime()
 
 
+def _final(frame: pd.DataFrame) -> pd.Series[Any]:
+    """The final grades of a graded frame (its computed grades where the notes were not joined)."""
+    return frame["final_grade"] if "final_grade" in frame else frame["grade"]
+
+
+def _signed(frame: pd.DataFrame) -> pd.Series[bool]:
+    if not len(frame) or "signoff_grade" not in frame:
+        return pd.Series(False, index=frame.index, dtype=bool)
+    return frame["signoff_grade"].notna().astype(bool)
+
+
+def _sign_offs(frames: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    columns = ["kind", "target", "grade", "signoff_grade", "signoff_by", "signoff_at", "signoff_reason"]
+    parts = [
+        frame.loc[_signed(frame), [TARGET_COLUMNS[kind], *columns[2:]]]
+        .rename(columns={TARGET_COLUMNS[kind]: "target"})
+        .assign(kind=kind)
+        for kind, frame in frames.items()
+        if len(frame) and "signoff_grade" in frame
+    ]
+    parts = [part for part in parts if len(part)]
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    table = pd.concat(parts, ignore_index=True)[columns]
+    return table.sort_values("signoff_at", ascending=False, ignore_index=True)
+
+
+def _comments(comments: pd.DataFrame) -> pd.DataFrame:
+    columns = ["kind", "target", "author", "created_at", "text"]
+    if not len(comments):
+        return pd.DataFrame(columns=columns)
+    table = comments.rename(columns={"target_kind": "kind"})[columns]
+    return table.sort_values("created_at", ascending=False, ignore_index=True)
+
+
 def _per_night(images: pd.DataFrame) -> pd.DataFrame:
     if not len(images):
         return pd.DataFrame(columns=list(GRADES))
     night = images["created_at"].dt.strftime("%Y-%m-%d").rename("night")
-    counts = pd.crosstab(night, images["grade"])
+    counts = pd.crosstab(night, _final(images).rename("final_grade"))
     return counts.reindex(columns=[g for g in GRADES if g in counts.columns]).sort_index()
 
 
 def _worst_images(images: pd.DataFrame) -> pd.DataFrame:
-    columns = ["path", "type", "created_at", "rms_noise_mjy", "grade", "reasons"]
+    columns = ["path", "type", "created_at", "rms_noise_mjy", "grade", "final_grade", "reasons"]
     if not len(images):
         return pd.DataFrame(columns=columns)
     worst = images.dropna(subset=["rms_noise_jy"]).nlargest(WORST_IMAGES, "rms_noise_jy")
-    worst = worst.assign(rms_noise_mjy=(worst["rms_noise_jy"] * 1e3).round(2))
+    worst = worst.assign(rms_noise_mjy=(worst["rms_noise_jy"] * 1e3).round(2), final_grade=_final(worst))
     return worst[columns].reset_index(drop=True)
 
 
@@ -283,13 +353,16 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+GRADE_COLUMNS = frozenset({"grade", "final_grade", "signoff_grade"})
+
+
 def _html_table(frame: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
     body = "".join(
         "<tr>"
         + "".join(
             f'<td class="grade-{html.escape(_text(v)).replace(" ", "-")}">{html.escape(_text(v))}</td>'
-            if c == "grade"
+            if c in GRADE_COLUMNS
             else f"<td>{html.escape(_text(v))}</td>"
             for c, v in zip(frame.columns, row, strict=True)
         )
