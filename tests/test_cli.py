@@ -16,7 +16,8 @@ from toolkit.cli import main
 from toolkit.demo import DemoSite
 
 COMMANDS = [
-    ["demo"], ["lab"], ["stats"], ["images"], ["ms"], ["jobs"], ["sources"], ["cal"], ["logs"], ["logs", "tail"], ["logs", "grep"]
+    ["demo"], ["lab"], ["stats"], ["images"], ["ms"], ["jobs"], ["sources"], ["cal"], ["logs"], ["logs", "tail"], ["logs", "grep"],
+    ["notes"], ["notes", "list"], ["notes", "comment"], ["notes", "sign-off"], ["notes", "export"], ["notes", "import"],
 ]  # fmt: skip
 
 
@@ -167,3 +168,60 @@ def test_lab_builds_the_site_and_serves_jupyterlab(tmp_path: Path) -> None:
     # The PID we started is JupyterLab itself: stopping it leaves no server behind.
     listening = subprocess.run(["pgrep", "-f", f"--port={port}"], capture_output=True, text=True)
     assert listening.stdout.strip() == ""
+
+
+def test_notes_commands_write_list_and_move_annotations(
+    site_env: DemoSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CONTIMG_NOTES_DB", str(tmp_path / "notes.sqlite"))
+    monkeypatch.setenv("CONTIMG_USER", "carol")
+    with Client(**site_env.settings_kwargs()) as client:
+        image = client.images.list(limit=1)
+    image_id, path = str(image["id"][0]), str(image["path"][0])
+    code, text = run_cli("notes", "comment", "image", image_id, "sidelobes at the edge")
+    assert code == 0 and text.startswith(f"recorded comment on image {path}")
+    assert run_cli("notes", "tag", "image", path, "rfi", "edge")[0] == 0
+    assert run_cli("notes", "tag", "image", image_id, "edge", "--remove")[0] == 0
+    code, text = run_cli("notes", "sign-off", "image", image_id, "fail", "--reason", "beam is wrong")
+    assert code == 0 and "recorded sign_off" in text
+    assert run_cli("notes", "sign-off", "image", image_id, "--clear", "--reason", "re-imaged")[0] == 0
+    assert run_cli("notes", "classify", "source", site_env.transient_source, "transient")[0] == 0
+
+    code, text = run_cli("notes", "list", "--target", f"image:{image_id}", "--format", "json")
+    current = json.loads(text)
+    assert code == 0 and sorted(r["kind"] for r in current) == ["comment", "tag"]
+    assert {r["author"] for r in current} == {"carol"}
+    assert [r["tag"] for r in current if r["kind"] == "tag"] == ["rfi"]
+    code, text = run_cli("notes", "history", "image", path, "--format", "csv", "--columns", "action,grade")
+    assert code == 0 and text.splitlines() == [
+        "action,grade", "comment,", "tag,", "tag,", "untag,", "sign_off,fail", "clear_sign_off,",
+    ]  # fmt: skip
+    code, text = run_cli("images", "--tag", "rfi", "--format", "json", "--columns", "path,tags")
+    assert code == 0 and json.loads(text) == [{"path": path, "tags": "rfi"}]
+
+    exported = tmp_path / "night.jsonl"
+    code, text = run_cli("notes", "export", str(exported))
+    assert code == 0 and text == f"wrote 7 events to {exported}\n"
+    assert len(exported.read_text().splitlines()) == 7
+    monkeypatch.setenv("CONTIMG_NOTES_DB", str(tmp_path / "elsewhere.sqlite"))
+    assert run_cli("notes", "import", str(exported))[1].startswith("read 7 events: 7 added, 0 already here")
+    assert run_cli("notes", "import", str(exported))[1].startswith("read 7 events: 0 added, 7 already here")
+
+    capsys.readouterr()
+    for argv, error in (
+        (("notes", "sign-off", "image", image_id, "--reason", "no grade"), "give a grade"),
+        (
+            ("notes", "sign-off", "image", image_id, "good", "--clear", "--reason", "x"),
+            "--clear takes no grade",
+        ),
+        (("notes", "list", "--target", "galaxy:1"), "--target is KIND:ID"),
+        (("notes", "comment", "image", "99999999", "x"), "RecordNotFoundError"),
+        (("notes", "tag", "image", image_id, "has space"), "no whitespace"),
+        (("notes", "classify", "source", site_env.transient_source, "alien"), "unknown label"),
+        (("notes", "export", str(site_env.products_db)), "ValidationError"),
+    ):
+        code, _ = run_cli(*argv)
+        err = capsys.readouterr().err
+        assert code == 1 and error in err and err.count("\n") == 1 and "Traceback" not in err, (argv, err)
+    imported = json.loads(run_cli("notes", "list", "--format", "json")[1])  # the current state came along
+    assert sorted(r["kind"] for r in imported) == ["comment", "label", "tag"]

@@ -21,6 +21,7 @@ def test_notebooks_exist_and_are_stripped() -> None:
         "02_lightcurves.ipynb",
         "03_qa.ipynb",
         "04_job_logs.ipynb",
+        "06_signoff.ipynb",
     }
     for path in NOTEBOOKS:
         book = nbformat.read(path, as_version=4)

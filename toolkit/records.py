@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import Field, dataclass, field, fields
 from datetime import datetime, timedelta
 from typing import Any, ClassVar, Self
 
@@ -57,6 +57,13 @@ def _cell(value: Any) -> str:
     return html.escape(str(value))
 
 
+def _in_order(record: Any) -> list[Field[Any]]:
+    """A record's fields as a reader expects them: a base class's keyword-only fields (the sign-off of a
+    QA summary) after the record's own, where dataclasses would put them first."""
+    found = fields(record)
+    return [f for f in found if not f.kw_only] + [f for f in found if f.kw_only]
+
+
 class Record:
     """Behaviour shared by every record; subclasses are frozen dataclasses."""
 
@@ -72,7 +79,7 @@ class Record:
     _panel: ClassVar[tuple[str, str] | None] = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}  # type: ignore[arg-type]
+        return {f.name: _plain(getattr(self, f.name)) for f in _in_order(self)}
 
     def title(self) -> str:
         return f"{type(self).__name__} {getattr(self, self._title_field, '')}"
@@ -89,7 +96,7 @@ class Record:
         rows = "".join(
             f'<tr><th style="text-align:left;padding-right:1em">{html.escape(f.name)}</th>'
             f'<td style="text-align:left">{_cell(getattr(self, f.name))}</td></tr>'
-            for f in fields(self)  # type: ignore[arg-type]
+            for f in _in_order(self)
             if f.name not in self._hidden
         )
         return (
@@ -259,6 +266,10 @@ class QARecord(Record):
     signoff_reason: str | None = None
     final_grade: str | None = None
 
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in _in_order(self) if f.repr)
+        return f"{type(self).__name__}({shown})"
+
     def _repr_html_(self) -> str:
         computed = str(getattr(self, "grade", ""))
         grade = self.final_grade or computed
@@ -300,7 +311,7 @@ class QARecord(Record):
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # QARecord's repr: the sign-off last
 class ImageQA(QARecord):
     _title_field: ClassVar[str] = "path"
 
@@ -316,7 +327,7 @@ class ImageQA(QARecord):
     timestamp: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # QARecord's repr: the sign-off last
 class MeasurementSetQA(QARecord):
     _title_field: ClassVar[str] = "ms_path"
 
@@ -334,7 +345,7 @@ class MeasurementSetQA(QARecord):
     timestamp: datetime | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)  # QARecord's repr: the sign-off last
 class JobQA(QARecord):
     _title_field: ClassVar[str] = "run_id"
 

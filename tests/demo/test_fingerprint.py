@@ -3,11 +3,14 @@
 The digests below were taken from the single-module generator (``toolkit/demo.py`` at 54e1a25) before it became
 the ``toolkit.demo`` package; a change to the generator that alters any table, row or log line fails here, and
 a deliberate change to the demo data updates them in the same commit. The notes database (the toolkit's
-own, added with client.notes) was pinned when it was added; the pipeline's digests did not change then.
+own, added with client.notes) was pinned when it was added; the pipeline's digests did not change then. The
+products digests changed once, deliberately, when the newest images stopped being dated up to half an hour
+after "now" (seed 7's site had none there, so it kept its digest).
 """
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +29,7 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
         {
             "cal_registry.sqlite3": "c6c66aea1ff0660a1595746a9e2fd089fc88a651ee9f30459e853c1b4031a0f1",
             "ingest_queue.sqlite3": "85f717d364253449b5a3ac80be913477ac457fa0e62b97aac26087a5209eaa75",
-            "products.sqlite3": "ce51e779121bc99f9f3b966aa2c2e5c62b3b42f8e5289c79056e5204cfe48ddc",
+            "products.sqlite3": "86e0bbf2472195ddc54c55a61d302e678ee2a85b34b093d3d2ff62cea1e7287e",
             "logs": "827ed292427bdcfa3a37fccf92420df118eef28ebc3eb5cfa6a989d89e0d7eb1",
             "notes.sqlite3": "ec30041caade9cb52e70c652d2d67b9959953261180db4555c23637c194bb3f8",
         },
@@ -36,7 +39,7 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
         {
             "cal_registry.sqlite3": "2551130a00657cf19545d582ab592ebea2429bfe83f4bb31ba3d38e3097ffc9f",
             "ingest_queue.sqlite3": "00be453e660467fb42e242147775c1ad9f26facc492a10a88b8dceff5f967756",
-            "products.sqlite3": "db54687208cd834918ad8eca08ff73227623d88e9b78c370b94736d531cfbc71",
+            "products.sqlite3": "2050f5e188e3a451ed3e7c6695def8982dfc25a596478b40ece09766a0f5e236",
             "logs": "a0024c2f7bfcc7b9a37f505bc19de92827d3f37742a7549217a838644401d299",
             "notes.sqlite3": "ec30041caade9cb52e70c652d2d67b9959953261180db4555c23637c194bb3f8",
         },
@@ -65,3 +68,17 @@ def test_the_fingerprint_sees_a_changed_seed(tmp_path: Path) -> None:
     digest = site_digest(tmp_path)
     assert digest["products.sqlite3"] != EXPECTED["newer"][1]["products.sqlite3"]
     assert digest["cal_registry.sqlite3"] != EXPECTED["newer"][1]["cal_registry.sqlite3"]
+
+
+def test_nothing_in_the_demo_happens_after_now(tmp_path: Path) -> None:
+    site = build_demo_site(tmp_path, now=NOW)
+    with sqlite3.connect(f"file:{site.products_db}?mode=ro", uri=True) as conn:
+        for table, column in (
+            ("images", "created_at"),
+            ("ms_index", "created_at"),
+            ("ms_index", "stage_updated_at"),
+            ("jobs", "created_at"),
+            ("jobs", "finished_at"),
+        ):
+            (latest,) = conn.execute(f"SELECT MAX({column}) FROM {table}").fetchone()
+            assert latest <= NOW.timestamp(), (table, column, datetime.fromtimestamp(latest, UTC))
