@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from . import core, logs, postgres, qa, reliability, science, widgets
+from . import core, logs, notes, postgres, qa, reliability, science, widgets
 from .harness import scaled_site
 
 
@@ -17,6 +17,7 @@ def main() -> int:
     ok = asyncio.run(science.run(site)) and ok
     ok = asyncio.run(widgets.run(site)) and ok
     ok = asyncio.run(postgres.run(site)) and ok
+    ok = asyncio.run(notes.run(site)) and ok
     ok = asyncio.run(reliability.run(site)) and ok
     print("\nall goals met" if ok else "\nSOME GOALS MISSED")
     return 0 if ok else 1

@@ -19,7 +19,7 @@ BASELINE_SQL = "SELECT * FROM photometry ORDER BY id"
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".bench-cache"
 RESULTS = ROOT / "bench-results"
-SITE_VERSION = "1"  # bump when the demo generator changes what it writes
+SITE_VERSION = "2"  # bump when the demo generator changes what it writes
 
 
 @dataclass
