@@ -19,6 +19,7 @@ from toolkit.db.base import Catalog
 from toolkit.domains import images, jobs, sources
 from toolkit.domains.query import Select, select_columns
 from toolkit.errors import RecordNotFoundError, ValidationError
+from toolkit.notes import model
 from toolkit.records import Image, Stats, parse_json
 from toolkit.runids import ms_name_for_run_id, run_id_for_ms, run_ids_for_ms
 from toolkit.schema import OLDER, column_names
@@ -306,3 +307,56 @@ def test_one_catalog_loader_for_both_backends() -> None:
     pg = Catalog.from_columns(pg_rows, POSTGRESQL)
     assert pg.time_placeholder("images", "created_at") == "to_timestamp(?)"
     assert pg.time_placeholder("images", "id") == "?" and pg.dialect.name == "postgresql"
+
+
+# ------------------------------------------------------------------------------------------ notes
+_ACTIONS = st.sampled_from(["comment", "tag", "untag", "sign_off", "clear_sign_off", "classify"])
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", "c"]), _ACTIONS, st.sampled_from(["rfi", "edge"]), st.integers(0, 3)
+        ),
+        max_size=40,
+    ),
+    st.integers(0, 40),
+)
+def test_the_summary_is_the_current_annotations_per_target_and_merges_after_a_split(
+    drawn: list[tuple[str, str, str, int]], split: int
+) -> None:
+    """The one-pass summary agrees with the current annotations (derived another way, per kind), and a
+    summary updated with the targets touched after any point equals the one built from every event."""
+    start = datetime(2026, 1, 1, tzinfo=UTC)
+    events = [
+        model.make_event(
+            action, "source", target, author=f"u{n % 2}", created_at=start + timedelta(seconds=n), ordinal=0,
+            text="why" if action in ("comment", "sign_off", "clear_sign_off") else None,
+            tag=tag if action in ("tag", "untag") else None,
+            grade=("good", "warn", "fail")[k % 3] if action == "sign_off" else None,
+            label=model.DEFAULT_LABELS[k] if action == "classify" else None,
+        )
+        for n, (target, action, tag, k) in enumerate(drawn)
+    ]  # fmt: skip
+    frame = model.events_frame([e.to_dict() for e in events])
+    summary = model.summary_by_target(frame)
+    current = model.current_annotations(frame)
+    assert sorted(summary.index) == sorted(set(frame["target"]))
+    for target, row in summary.iterrows():
+        mine = current[current["target"] == target]
+        assert row["tags"] == ",".join(sorted(mine.loc[mine["kind"] == "tag", "tag"]))
+        assert row["n_comments"] == int((mine["kind"] == "comment").sum())
+        signed, labelled = mine[mine["kind"] == "sign_off"], mine[mine["kind"] == "label"]
+        assert (pd.isna(row["signoff_grade"]), pd.isna(row["label"])) == (signed.empty, labelled.empty)
+        if len(signed):
+            assert (row["signoff_grade"], row["signoff_by"], row["signoff_at"]) == (
+                signed["grade"].iloc[0], signed["author"].iloc[0], signed["created_at"].iloc[0]
+            )  # fmt: skip
+        if len(labelled):
+            assert row["label"] == labelled["label"].iloc[0]
+    before, after = frame.iloc[:split], frame.iloc[split:]
+    touched = frame[frame["target"].isin(set(after["target"]))].reset_index(drop=True)
+    merged = model.merge_summaries(
+        model.summary_by_target(before.reset_index(drop=True)), model.summary_by_target(touched)
+    )
+    pd.testing.assert_frame_equal(merged.sort_index(), summary.sort_index())

@@ -447,3 +447,34 @@ async def test_report_counts_final_grades_and_lists_sign_offs_and_comments(clien
     assert "signed off good</b> by alice" in card and "(computed: fail)" in card
     plain = (await client.qa.image(good[1]))._repr_html_()
     assert "signed off" not in plain
+
+
+async def test_listings_after_each_write_match_a_fresh_client(
+    client: AsyncClient, site: DemoSite, notes_location: Path | str
+) -> None:
+    """The summary a client keeps is refreshed for the targets each write touched; it must equal the one a new
+    client builds from every event."""
+    paths = (await client.images.list(limit=6))["path"].tolist()
+    columns = ["path", "tags", "n_comments", "signoff_grade", "signoff_by", "signoff_reason", "final_grade"]
+    steps: list[Any] = [
+        lambda n: n.sign_off(("image", paths[0]), "fail", "beam is wrong"),
+        lambda n: n.tag(("image", paths[1]), "rfi", "edge"),
+        lambda n: n.comment(("image", paths[0]), "re-image"),
+        lambda n: n.untag(("image", paths[1]), "rfi"),
+        lambda n: n.sign_off(("image", paths[0]), "good", "re-imaged"),
+        lambda n: n.clear_sign_off(("image", paths[0]), "wrong image"),
+        lambda n: n.tag(("image", paths[2]), "edge"),
+    ]
+    for step in steps:
+        await client.qa.images()  # the summary is cached before each write
+        await step(client.notes)
+        kept = (await client.qa.images()).merge(await client.images.list(), on="path", suffixes=("", "_l"))
+        async with AsyncClient(**_kwargs(site, notes_location)) as fresh:
+            new = (await fresh.qa.images()).merge(await fresh.images.list(), on="path", suffixes=("", "_l"))
+        pd.testing.assert_frame_equal(
+            kept[columns].sort_values("path", ignore_index=True),
+            new[columns].sort_values("path", ignore_index=True),
+        )
+    row = kept.set_index("path").loc[paths[0]]
+    assert pd.isna(row["signoff_grade"]) and row["n_comments"] == 1
+    assert kept.set_index("path").loc[paths[1], "tags"] == "edge"

@@ -16,13 +16,16 @@ MAX_EVENTS = 2_000_000
 
 @dataclass(frozen=True)
 class EventQuery:
-    """Events of one target kind, of some targets, of some actions, by one author, since a time."""
+    """Events of one target kind, of some targets, of some actions, by one author, since a time; with
+    ``touched_after``, every event of the targets that have an event after that ``seq`` (what a cached
+    summary must recompute)."""
 
     target_kind: str | None = None
     targets: tuple[str, ...] | None = None
     actions: tuple[str, ...] | None = None
     author: str | None = None
     since: datetime | None = None
+    touched_after: int | None = None
 
     def sql(self, dialect: Literal["sqlite", "postgresql"]) -> tuple[str, list[Any]]:
         where: list[str] = []
@@ -54,5 +57,14 @@ class EventQuery:
         if self.since is not None:
             params.append(iso(self.since) if dialect == "sqlite" else self.since)
             where.append(f"created_at >= {mark()}")
+        if self.touched_after is not None:
+            params.append(self.touched_after)
+            after = mark()
+            kind = ""
+            if self.target_kind is not None:
+                params.append(self.target_kind)
+                kind = f" AND target_kind = {mark()}"
+            # The (target_kind, target) index finds each touched target's events; seq > ? reads only the new tail
+            where.append(f"target IN (SELECT target FROM events WHERE seq > {after}{kind})")
         clause = f" WHERE {' AND '.join(where)}" if where else ""
         return f"SELECT {COLUMNS} FROM events{clause} ORDER BY created_at, ordinal, event_id", params

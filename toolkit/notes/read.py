@@ -21,7 +21,7 @@ from ..db.connections import Connections
 from ..domains.filters import Filters, NoteKeys
 from ..domains.paging import Page
 from ..errors import NotesUnavailableWarning, ToolkitError
-from .model import attach, events_frame, summary_by_target
+from .model import attach, events_frame, merge_summaries, summary_by_target
 from .query import EventQuery
 
 F = TypeVar("F", bound=Filters)
@@ -74,15 +74,20 @@ async def summary(connections: Connections, kind: str) -> pd.DataFrame | None:
     if cached is not None and cached[0] == version:
         hit: pd.DataFrame = cached[1]
         return hit
-    events = await read_events(connections, EventQuery(target_kind=kind))
+    # After a write, only the targets it touched are recomputed (from all of their events): rebuilding the
+    # summary of 10,000 signed-off images on every new note cost 2.8x the listing it joins.
+    touched = None if cached is None or cached[0] > version else cached[0]
+    events = await read_events(connections, EventQuery(target_kind=kind, touched_after=touched))
     if events is None:
         return None
     if len(events) < 2_000:  # cheaper here than a thread crossing
         found = summary_by_target(events)
     else:
         found = await (await connections.products()).compute(summary_by_target, events)
+    if touched is not None and cached is not None:
+        found = merge_summaries(cached[1], found)
     # A write between the version and the events makes the summary newer than its version: the next call
-    # sees a higher version and rebuilds, so nothing stale is ever served.
+    # sees a higher version and recomputes the targets touched since, so nothing stale is ever served.
     connections.notes_summaries[kind] = (version, found)
     return found
 
