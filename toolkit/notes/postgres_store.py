@@ -15,7 +15,7 @@ from ..db.postgres import redacted
 from ..errors import DatabaseConnectionError, NotesWriteError, ValidationError
 from .model import NoteEvent, events_frame
 from .query import MAX_EVENTS, EventQuery
-from .schema import COLUMNS, POSTGRES_MIGRATIONS, VERSION
+from .schema import COLUMNS, POSTGRES_MIGRATIONS, RECORD_VERSION, VERSION, pending
 
 RETRIES = 8
 _LOCK = 0x636F6E74696D67  # pg_advisory_xact_lock key of schema changes ("contimg")
@@ -132,21 +132,11 @@ class PostgresNotesStore:
             if version == VERSION:
                 return
         await conn.execute("SELECT pg_advisory_xact_lock($1)", _LOCK)
-        version = await _version(conn)
-        if version > VERSION:
-            raise NotesWriteError(
-                f"this notes database has schema version {version}, newer than this toolkit's {VERSION}: "
-                "upgrade contimg-toolkit to write to it"
-            )
-        for step in range(version + 1, VERSION + 1):
-            for statement in POSTGRES_MIGRATIONS[step]:
+        for statement in pending(await _version(conn), POSTGRES_MIGRATIONS):
+            if statement is RECORD_VERSION:
+                await conn.execute(statement.replace("?", "$1"), str(VERSION))
+            else:
                 await conn.execute(statement)
-        if version < VERSION:
-            await conn.execute(
-                "INSERT INTO notes_meta (key, value) VALUES ('schema_version', $1) "
-                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                str(VERSION),
-            )
 
     async def read(self, query: EventQuery) -> pd.DataFrame | None:
         pool = await self._get_pool()

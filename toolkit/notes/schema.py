@@ -7,7 +7,10 @@ updated or deleted: triggers refuse it, so the store stays append-only even for 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Final
+
+from ..errors import NotesWriteError
 
 VERSION: Final = 1
 
@@ -64,3 +67,23 @@ POSTGRES_MIGRATIONS: Final[dict[int, tuple[str, ...]]] = {
 }
 
 COLUMNS: Final = "event_id, created_at, ordinal, author, target_kind, target, action, text, tag, grade, label"
+
+
+def pending(version: int, migrations: Mapping[int, tuple[str, ...]]) -> list[str]:
+    """The statements that bring a notes database at ``version`` up to ``VERSION``, then record it (with
+    ``?`` for the version; PostgreSQL's store spells it ``$1``). A newer database is refused."""
+    if version > VERSION:
+        raise NotesWriteError(
+            f"this notes database has schema version {version}, newer than this toolkit's {VERSION}: "
+            "upgrade contimg-toolkit to write to it"
+        )
+    if version == VERSION:
+        return []
+    steps = [statement for step in range(version + 1, VERSION + 1) for statement in migrations[step]]
+    return [*steps, RECORD_VERSION]
+
+
+RECORD_VERSION: Final = (
+    "INSERT INTO notes_meta (key, value) VALUES ('schema_version', ?) "
+    "ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+)

@@ -22,7 +22,7 @@ import pandas as pd
 from ..errors import DatabaseConnectionError, NotesWriteError, ValidationError
 from .model import NoteEvent, events_frame, iso
 from .query import MAX_EVENTS, EventQuery
-from .schema import COLUMNS, SQLITE_MIGRATIONS, VERSION
+from .schema import COLUMNS, RECORD_VERSION, SQLITE_MIGRATIONS, VERSION, pending
 
 T = TypeVar("T")
 _INSERT = f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (event_id) DO NOTHING"
@@ -53,21 +53,8 @@ def schema_version(conn: sqlite3.Connection) -> int:
 
 def migrate(conn: sqlite3.Connection) -> None:
     """Bring the schema up to ``VERSION`` (inside the caller's transaction)."""
-    version = schema_version(conn)
-    if version > VERSION:
-        raise NotesWriteError(
-            f"this notes database has schema version {version}, newer than this toolkit's {VERSION}: "
-            "upgrade contimg-toolkit to write to it"
-        )
-    for step in range(version + 1, VERSION + 1):
-        for statement in SQLITE_MIGRATIONS[step]:
-            conn.execute(statement)
-    if version < VERSION:
-        conn.execute(
-            "INSERT INTO notes_meta (key, value) VALUES ('schema_version', ?) "
-            "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            (str(VERSION),),
-        )
+    for statement in pending(schema_version(conn), SQLITE_MIGRATIONS):
+        conn.execute(statement, (str(VERSION),) if statement is RECORD_VERSION else ())
 
 
 def write_events(conn: sqlite3.Connection, events: Sequence[NoteEvent]) -> int:
