@@ -93,6 +93,12 @@ def test_demo_command_builds_a_site_and_prints_its_environment(tmp_path: Path) -
     assert code == 0
     env = dict(line.removeprefix("export ").split("=", 1) for line in text.splitlines())
     assert Path(env["PIPELINE_PRODUCTS_DB"]).is_file() and Path(env["PIPELINE_LOG_DIRS"]).is_dir()
+    code, text = run_cli("demo", str(tmp_path / "old"), "--now", "2025-10-06T18:00")
+    env = dict(line.removeprefix("export ").split("=", 1) for line in text.splitlines())
+    with Client(products_db=env["PIPELINE_PRODUCTS_DB"]) as client:
+        night = client.last_night()
+    assert code == 0 and night.date.isoformat() == "2025-10-06" and night.newest.hour < 18
+    assert run_cli("demo", str(tmp_path / "bad"), "--now", "soon")[0] == 1
 
 
 def _console(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -43,6 +43,7 @@ if TYPE_CHECKING:
         JobQA,
         MeasurementSet,
         MeasurementSetQA,
+        Night,
         QueueGroup,
         QueueStats,
         Source,
@@ -637,7 +638,8 @@ class BlockingQA(BlockingArea):
         as_of: TimeLike | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> QAReport:
-        """A QA report for a time range (default: everything): final grades (a sign-off where there is one,
+        """A QA report for a time range (default: the last night with data, ``client.last_night()``; pass
+        ``since`` for everything from then on): final grades (a sign-off where there is one,
         else the computed grade) in totals and per night, the worst images, the failing checks, the
         calibration flagged-fraction trend, stuck MS, failed jobs with the first error of their logs, and
         the sign-offs and comments on the range's images, MS and jobs. ``progress(step, done, total)`` is called as each part is read."""
@@ -800,13 +802,19 @@ class BlockingNotes(BlockingArea):
 
 
 class BlockingClientCalls(BlockingArea):
-    """The calls made on the client itself (``stats``, ``sql``, ``provenance``), blocking."""
+    """The calls made on the client itself (``stats``, ``last_night``, ``sql``, ``provenance``), blocking."""
 
     _area: AsyncClient
 
     def stats(self) -> Stats:
         """Dashboard counts: MS by stage, images, photometry rows, sources, jobs by status, cal tables."""
         return self._run(self._area.stats())
+
+    def last_night(self) -> Night:
+        """The last night that has data: the UTC day of the newest image (of the newest MS observation when
+        there is no image yet), whenever that was. ``client.qa.images(**night.bounds)`` grades it.
+        ``RecordNotFoundError`` on a site with neither."""
+        return self._run(self._area.last_night())
 
     def sql(
         self, query: str, params: Sequence[Any] | None = None, *, max_rows: int = 1000000

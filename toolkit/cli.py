@@ -290,8 +290,10 @@ def _migrate(ns: argparse.Namespace, out: TextIO) -> None:
 def _demo(ns: argparse.Namespace, out: TextIO) -> None:
     from tqdm import tqdm
 
+    from .arguments import to_utc_timestamp
     from .demo import build_demo_site
 
+    now = None if ns.now is None else to_utc_timestamp(ns.now, "--now").to_pydatetime()
     with tqdm(total=6, desc="building demo site", unit="step", file=sys.stderr) as bar:
 
         def progress(step: str, done: int, total: int) -> None:
@@ -299,7 +301,7 @@ def _demo(ns: argparse.Namespace, out: TextIO) -> None:
             bar.n = done
             bar.refresh()
 
-        site = build_demo_site(Path(ns.folder), scale=ns.scale, schema=ns.schema, progress=progress)
+        site = build_demo_site(Path(ns.folder), scale=ns.scale, schema=ns.schema, now=now, progress=progress)
     for name, value in site.env.items():
         out.write(f"export {name}={value}\n")
 
@@ -356,6 +358,9 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("folder", nargs="?", default="demo-site")
     demo.add_argument("--scale", choices=["small", "bench"], default="small")
     demo.add_argument("--schema", choices=["newer", "older"], default="newer")
+    demo.add_argument(
+        "--now", help="ISO-8601 time the site's data ends at (default: now), e.g. 2025-10-06 for an old site"
+    )
 
     lab = sub.add_parser("lab", help="build the demo site if missing and start JupyterLab on the notebooks")
     lab.add_argument("folder", nargs="?", default="demo-site")
@@ -416,7 +421,9 @@ def _parser() -> argparse.ArgumentParser:
     migrate.add_argument("--from", dest="source", help="the SQLite file (default: $PIPELINE_PRODUCTS_DB)")
 
     report = sub.add_parser("report", help="write a QA report (HTML with plots, or Markdown for .md)")
-    report.add_argument("--since", help="ISO-8601 date/time")
+    report.add_argument(
+        "--since", help="ISO-8601 date/time (default, with --until: the last night with data)"
+    )
     report.add_argument("--until", help="ISO-8601 date/time")
     report.add_argument("--out", default="qa-report.html", help="file to write: .html (default) or .md")
     report.add_argument("--rules", help="QA rules TOML file (default: $CONTIMG_QA_RULES, else the defaults)")

@@ -17,6 +17,7 @@ from .domains.images import Images
 from .domains.jobs import Jobs
 from .domains.logs import Logs
 from .domains.ms import MeasurementSets
+from .domains.nights import last_night as _last_night
 from .domains.notes import Notes
 from .domains.provenance import Provenance
 from .domains.provenance import provenance as _provenance
@@ -26,7 +27,7 @@ from .domains.services import Services
 from .domains.sources import Sources
 from .domains.stats import stats as _stats
 from .errors import ValidationError
-from .records import Stats
+from .records import Night, Stats
 from .settings import Settings
 
 
@@ -101,6 +102,12 @@ class AsyncClient:
         if not cache.enabled:
             return await _stats(self._connections)
         return await cache.get_or_compute("stats()", lambda: _stats(self._connections))
+
+    async def last_night(self) -> Night:
+        """The last night that has data: the UTC day of the newest image (of the newest MS observation when
+        there is no image yet), whenever that was. ``client.qa.images(**night.bounds)`` grades it.
+        ``RecordNotFoundError`` on a site with neither."""
+        return await _last_night(self._connections)
 
     async def provenance(self, target: int | str) -> Provenance:
         """The chain around an image (id or path), an MS (path) or a run id: the MS, the cal tables applied

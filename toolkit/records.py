@@ -6,8 +6,8 @@ import html
 import json
 from collections.abc import Mapping
 from dataclasses import Field, dataclass, field, fields
-from datetime import datetime, timedelta
-from typing import Any, ClassVar, Self
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar, Self, TypedDict
 
 import pandas as pd
 
@@ -233,6 +233,34 @@ class Job(Record):
     duration: timedelta | None
     derived: bool = False
     inline_log: str | None = field(default=None, repr=False)
+
+
+class TimeBounds(TypedDict):
+    """``since``/``until`` keyword arguments, as ``**bounds``."""
+
+    since: datetime
+    until: datetime
+
+
+@dataclass(frozen=True)
+class Night(Record):
+    """The last night that has data (``client.last_night()``): a UTC day, ``start`` to ``end`` inclusive as
+    ``since``/``until`` are, and the newest image (or MS observation) in it. ``night.bounds`` is
+    ``{"since": start, "until": end}``, for any call that takes them: ``client.qa.images(**night.bounds)``."""
+
+    _title_field: ClassVar[str] = "date"
+
+    date: date
+    start: datetime
+    end: datetime
+    newest: datetime
+
+    @property
+    def bounds(self) -> TimeBounds:
+        return {"since": self.start, "until": self.end}
+
+    def title(self) -> str:
+        return f"night of {self.date:%Y-%m-%d} (00:00-24:00 UTC; newest data {self.newest:%H:%M} UTC)"
 
 
 @dataclass(frozen=True)

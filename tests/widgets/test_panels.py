@@ -159,6 +159,10 @@ async def test_dashboard_refreshes_and_stops(newer_client: AsyncClient, site: De
     await dash.settled()
     assert f">{rows(site.products_db, 'SELECT COUNT(*) FROM images')[0][0]}<" in dash.counts.value
     assert dash.refreshes == 1 and "<table" in dash.recent.value
+    # The site ended days before the clock: the grades are its last night's, not an empty last 24 hours
+    night = await newer_client.last_night()
+    assert sum(dash.grade_counts.values()) == len(await newer_client.qa.images(**night.bounds)) > 0
+    assert f"night of {night.date:%Y-%m-%d}" in dash.grades.value
     dash.interval.value = 0.2
     await until(lambda: dash.refreshes >= 3)
     dash.close()

@@ -7,6 +7,7 @@ worker thread (the ``post`` hook), so neither the query nor the grading runs on 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Mapping
@@ -42,6 +43,7 @@ from .images import ImageFilters, filter_one_image
 from .listing import fetch_listing
 from .logs import Logs
 from .ms import MSFilters
+from .nights import last_night
 from .query import IMAGES_WITH_MS, Select, column_or_null
 
 RulesLike = QARules | str | os.PathLike[str] | Mapping[str, Any] | None
@@ -515,7 +517,8 @@ class QA:
         as_of: TimeLike | None = None,
         progress: Callable[[str, int, int], None] | None = None,
     ) -> QAReport:
-        """A QA report for a time range (default: everything): final grades (a sign-off where there is one,
+        """A QA report for a time range (default: the last night with data, ``client.last_night()``; pass
+        ``since`` for everything from then on): final grades (a sign-off where there is one,
         else the computed grade) in totals and per night, the worst images, the failing checks, the
         calibration flagged-fraction trend, stuck MS, failed jobs with the first error of their logs, and
         the sign-offs and comments on the range's images, MS and jobs. ``progress(step, done, total)`` is called as each part is read."""
@@ -525,6 +528,11 @@ class QA:
             )
         resolved = QARules.resolve(rules)
         check_time_range(since, until)
+        if since is None and until is None:
+            # With nothing on the site there is no last night: the report says there is nothing to grade
+            with contextlib.suppress(RecordNotFoundError):
+                night = await last_night(self._connections)
+                since, until = night.start, night.end
         now = as_of_time(as_of)
         steps = ("images", "measurement sets", "jobs", "job logs")
 

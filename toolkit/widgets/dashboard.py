@@ -1,4 +1,5 @@
-"""``Dashboard(client)``: the pipeline's counts, today's grades and the newest images, refreshed on a timer."""
+"""``Dashboard(client)``: the pipeline's counts, the last night's grades and the newest images, refreshed on a
+timer."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import ipywidgets as w
 import pandas as pd
 
 from ..client import AsyncClient
+from ..errors import RecordNotFoundError
+from ..records import Night
 from .panels import fields_html
 from .runner import AnyClient, Runner
 from .table import html_table
@@ -18,7 +21,8 @@ RECENT_IMAGES = 10
 
 
 class Dashboard(w.VBox):  # type: ignore[misc]
-    """Stats, grade counts of the last 24 hours' images, the newest images. ``refresh`` seconds: 0 = off."""
+    """Stats, the final grades of the last night with data (``client.last_night()``), the newest images.
+    ``refresh`` seconds: 0 = off."""
 
     def __init__(self, client: AnyClient, *, refresh: float = 0) -> None:
         self.runner = Runner(client)
@@ -46,12 +50,16 @@ class Dashboard(w.VBox):  # type: ignore[misc]
         self._schedule()
 
     def refresh(self) -> None:
-        async def work(api: AsyncClient) -> tuple[Any, pd.DataFrame]:
-            since = pd.Timestamp.now(tz="UTC") - pd.Timedelta(days=1)
-            return await asyncio.gather(api.stats(), api.qa.images(since=since.isoformat()))
+        async def work(api: AsyncClient) -> tuple[Any, Night | None, pd.DataFrame]:
+            try:
+                night: Night | None = await api.last_night()
+            except RecordNotFoundError:  # an empty site: no night yet
+                night = None
+            graded = await api.qa.images(**night.bounds) if night is not None else pd.DataFrame()
+            return await api.stats(), night, graded
 
-        def done(result: tuple[Any, pd.DataFrame]) -> None:
-            stats, graded = result
+        def done(result: tuple[Any, Night | None, pd.DataFrame]) -> None:
+            stats, night, graded = result
             values = {
                 "MS": stats.ms_total,
                 **{f"MS {k}": v for k, v in sorted(stats.ms_by_stage.items())},
@@ -63,9 +71,10 @@ class Dashboard(w.VBox):  # type: ignore[misc]
                 "cal tables": stats.cal_tables_total,
             }
             self.counts.value = fields_html(values)
-            by_grade = graded["grade"].value_counts().to_dict() if len(graded) else {}
+            by_grade = graded["final_grade"].value_counts().to_dict() if len(graded) else {}
             self.grade_counts = {str(k): int(v) for k, v in by_grade.items()}
-            self.grades.value = "<b>images graded, last 24 h</b>" + fields_html(
+            heading = f"night of {night.date:%Y-%m-%d}" if night is not None else "no night with data yet"
+            self.grades.value = f"<b>images graded, {heading}</b>" + fields_html(
                 self.grade_counts or {"none": 0}
             )
             recent = stats.recent_images.head(RECENT_IMAGES)
