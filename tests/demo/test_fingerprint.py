@@ -29,7 +29,7 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
         {
             "cal_registry.sqlite3": "c6c66aea1ff0660a1595746a9e2fd089fc88a651ee9f30459e853c1b4031a0f1",
             "ingest_queue.sqlite3": "85f717d364253449b5a3ac80be913477ac457fa0e62b97aac26087a5209eaa75",
-            "products.sqlite3": "86e0bbf2472195ddc54c55a61d302e678ee2a85b34b093d3d2ff62cea1e7287e",
+            "products.sqlite3": "ffac08a02e5a7f2f3b2917d3a4c6150ae5194790b54bc9ce096ddc52a4b0e434",
             "logs": "827ed292427bdcfa3a37fccf92420df118eef28ebc3eb5cfa6a989d89e0d7eb1",
             "notes.sqlite3": "ec30041caade9cb52e70c652d2d67b9959953261180db4555c23637c194bb3f8",
         },
@@ -39,7 +39,7 @@ EXPECTED: dict[str, tuple[dict[str, Any], dict[str, str]]] = {
         {
             "cal_registry.sqlite3": "2551130a00657cf19545d582ab592ebea2429bfe83f4bb31ba3d38e3097ffc9f",
             "ingest_queue.sqlite3": "00be453e660467fb42e242147775c1ad9f26facc492a10a88b8dceff5f967756",
-            "products.sqlite3": "2050f5e188e3a451ed3e7c6695def8982dfc25a596478b40ece09766a0f5e236",
+            "products.sqlite3": "6b17e45d0a4dec0b46a1af11fa706ebea33adbd44a037c4be4ad06b04a7a39ae",
             "logs": "a0024c2f7bfcc7b9a37f505bc19de92827d3f37742a7549217a838644401d299",
             "notes.sqlite3": "ec30041caade9cb52e70c652d2d67b9959953261180db4555c23637c194bb3f8",
         },

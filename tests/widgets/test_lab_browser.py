@@ -61,6 +61,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         "JUPYTER_DATA_DIR": str(tmp_path / "data"),
         "JUPYTERLAB_SETTINGS_DIR": str(tmp_path / "settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(tmp_path / "workspaces"),
+        "CONTIMG_USER": "lab-tester",
     }
     command = [
         sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
@@ -142,6 +143,23 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
             ).inner_text() == str(newest[0])
             assert "QA:" in await page.locator(".contimg-detail .contimg-qa").inner_text()
             await page.screenshot(path=str(artifacts / "lab-image-panel.png"), full_page=True)
+
+            # Sign the image off in its panel; the sign-off is then in the notes database.
+            notes = page.locator(".contimg-detail .contimg-image-panel .contimg-notes")
+            await notes.locator("select").first.select_option("warn")
+            reason = f"RFI storm; accepted ({secrets.token_hex(3)})"
+            await notes.locator('input[placeholder="reason (required)"]').fill(reason)
+            await notes.locator(".contimg-notes-sign-off").click()
+            await notes.locator(".contimg-signoff", has_text=reason).wait_for(timeout=30_000)
+            assert lab.site.notes_db is not None
+            with closing(sqlite3.connect(f"file:{lab.site.notes_db}?mode=ro", uri=True)) as conn:
+                written = conn.execute(
+                    "SELECT target_kind, target, author, grade FROM events WHERE action = 'sign_off' AND text = ?",
+                    (reason,),
+                ).fetchall()
+            assert written == [("image", newest[1], "lab-tester", "warn")]
+            await notes.scroll_into_view_if_needed()
+            await page.screenshot(path=str(artifacts / "lab-signoff.png"), full_page=False)
 
             assert await page.locator(".contimg-dashboard .contimg-grades").count() == 1
             job_panel = page.locator(".contimg-job-panel").last

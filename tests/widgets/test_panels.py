@@ -213,3 +213,55 @@ def test_panels_outside_an_event_loop_say_where_they_run(site: DemoSite) -> None
         pytest.raises(ConfigurationError, match="Jupyter kernel"),
     ):
         ImagePanel(client, 1)
+
+
+async def test_panels_sign_off_comment_tag_and_label_in_place(site: DemoSite, tmp_path: Path) -> None:
+    """The notes box of a panel writes through client.notes and shows what the notes database then holds."""
+    notes_db = tmp_path / "notes.sqlite"
+    async with AsyncClient(**{**site.settings_kwargs(), "notes_db": notes_db, "user": "carol"}) as client:
+        image_id, path = rows(site.products_db, "SELECT id, path FROM images ORDER BY id LIMIT 1")[0]
+        panel = ImagePanel(client, image_id)
+        await panel.settled()
+        box = panel.notes
+        assert box.target == ("image", path) and "not signed off" in box.current.value
+
+        box.grade.value = "warn"
+        box.reason.value = "   "
+        box.sign_button.click()  # without a reason: refused, nothing written
+        await panel.settled()
+        assert "needs a reason" in box.message.value and len(await client.notes.history(("image", path))) == 0
+
+        box.reason.value = "noise high because of an RFI storm; accepted"
+        box.sign_button.click()
+        await panel.settled()
+        box.comment_text.value = "sidelobes at the edge"
+        box.comment_button.click()
+        await panel.settled()
+        box.tag_text.value = "rfi, edge"
+        box.tag_button.click()
+        await panel.settled()
+        box.tag_text.value = "edge"
+        box.untag_button.click()
+        await panel.settled()
+
+        history = await client.notes.history(("image", path))
+        assert list(history["action"]) == ["sign_off", "comment", "tag", "tag", "untag"]
+        assert set(history["author"]) == {"carol"} and box.writes == 4
+        assert "signed off" in box.current.value and "RFI storm" in box.current.value
+        assert ">rfi<" in box.current.value and ">edge<" not in box.current.value
+        assert "sidelobes at the edge" in box.current.value and box.comment_text.value == ""
+        assert box.history.value.count("<tr") == 1 + 5  # header and one row per event, newest first
+        assert (await client.qa.image(image_id)).final_grade == "warn"
+        assert "signed off warn by carol" in panel.qa_html.value  # the panel's QA line follows the sign-off
+        panel.close()
+
+        source = SourcePanel(client, site.transient_source)
+        await source.settled()
+        source.notes.label.value = "transient"
+        source.notes.label_note.value = "not in NVSS"
+        source.notes.label_button.click()
+        await source.settled()
+        listed = await client.sources.list(label="transient")
+        assert listed["source_id"].tolist() == [site.transient_source]
+        assert "<b>label</b> transient" in source.notes.current.value
+        source.close()

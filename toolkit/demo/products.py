@@ -56,7 +56,7 @@ def images(obs: Observations, size: DemoSize, rng: np.random.Generator) -> Image
     created = np.concatenate([created, mjd_to_unix(mos_mid) + 7200])
     # Nothing is made in the future: the newest images came in just before "now" (the last MS ends 30
     # minutes before it), so the demo's "last night" ends at the newest image.
-    created = np.minimum(created, mjd_to_unix(float(np.max(ms["end_mjd"]))) + 1500)
+    created = np.minimum(created, np.floor(mjd_to_unix(float(np.max(ms["end_mjd"])))) + 1500)
     owner_all = np.concatenate([owner, np.full(n_mosaic, -1)])
 
     noise = rng.lognormal(np.log(1.1e-3), 0.25, n)

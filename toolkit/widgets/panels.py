@@ -21,6 +21,7 @@ import pandas as pd
 from .. import plots
 from ..client import AsyncClient
 from ..records import Record
+from .notes_box import NotesBox, Target
 from .runner import AnyClient, Runner
 
 Opener = Callable[[str, Any], None]  # ("ms" | "job" | "log" | "image" | ..., identifier)
@@ -87,6 +88,12 @@ class Panel(w.VBox):  # type: ignore[misc]
             return
         panel = make_panel(self.runner.client, kind, ident)
         self.children_below.children = (*self.children_below.children, panel)
+
+    def notes_box(self, target: Target, on_write: Callable[[], None] | None = None) -> NotesBox:
+        """The object's notes, shown and added to in place (``self.notes``)."""
+        labels = self.runner.api.settings.note_labels
+        self.notes = NotesBox(self.runner, target, labels=labels, on_write=on_write)
+        return self.notes
 
     def link(self, label: str, kind: str, ident: Any) -> w.Button:
         button = w.Button(description=label, disabled=ident is None, layout=w.Layout(width="auto"))
@@ -170,11 +177,7 @@ class ImagePanel(Panel):
             image, qa, png = result
             self.image, self.qa = image, qa
             picture: w.Widget = w.Image(value=png, format="png", width=150) if png else w.HTML(_PLACEHOLDER)
-            grade = html.escape(qa.grade)
-            reasons = "".join(f"<li>{html.escape(r)}</li>" for r in qa.flags) or "<li>all checks passed</li>"
-            qa_html = w.HTML(
-                f'<div class="contimg-qa"><b>QA: {grade}</b> — {html.escape(qa.summary)}<ul>{reasons}</ul></div>'
-            )
+            self.qa_html = w.HTML(qa_card(qa))
             links = w.HBox(
                 [
                     self.link("MS", "ms", image.ms_path),
@@ -182,10 +185,33 @@ class ImagePanel(Panel):
                     self.link("log", "log", image.run_id),
                 ]
             )
-            self.body.children = (w.HBox([picture, qa_html]), links, w.HTML(fields_html(image.to_dict())))
+            self.body.children = (
+                w.HBox([picture, self.qa_html]),
+                links,
+                self.notes_box(("image", image.path), on_write=self.reload_qa),
+                w.HTML(fields_html(image.to_dict())),
+            )
             self.loaded()
 
         self.runner.start(work, done, self.show_error)
+
+    def reload_qa(self) -> None:
+        """The QA line again (after a sign-off in the notes box changed the grade that stands)."""
+
+        def done(qa: Any) -> None:
+            self.qa = qa
+            self.qa_html.value = qa_card(qa)
+
+        self.runner.start(lambda api: api.qa.image(self.image.path), done, self.show_error)
+
+
+def qa_card(qa: Any) -> str:
+    """An image's QA: the computed grade and its reasons, and the sign-off in force when there is one."""
+    grade = html.escape(qa.grade)
+    if qa.signoff_grade is not None:
+        grade += f" (signed off {html.escape(qa.signoff_grade)} by {html.escape(qa.signoff_by or '?')})"
+    reasons = "".join(f"<li>{html.escape(r)}</li>" for r in qa.flags) or "<li>all checks passed</li>"
+    return f'<div class="contimg-qa"><b>QA: {grade}</b> — {html.escape(qa.summary)}<ul>{reasons}</ul></div>'
 
 
 class MSPanel(Panel):
@@ -201,6 +227,7 @@ class MSPanel(Panel):
             self.body.children = (
                 w.HBox([self.link("job", "job", ms.run_id), *links], layout=w.Layout(flex_flow="row wrap")),
                 w.HTML(f"<b>cal tables applied</b><ul>{tables or '<li>none</li>'}</ul>"),
+                self.notes_box(("ms", ms.path)),
                 w.HTML(fields_html(ms.to_dict(), skip=("cal_tables", "primary_cal_table", "images"))),
             )
             self.loaded()
@@ -245,6 +272,7 @@ class SourcePanel(Panel):
             self.body.children = (
                 self.plot,
                 self.mjd_range,
+                self.notes_box(("source", source.source_id)),
                 w.HTML(fields_html(source.to_dict(), skip=("images",))),
             )
             self.draw()
@@ -293,6 +321,7 @@ class JobPanel(Panel):
                         *[self.link("image", "image", p) for p in outputs[:3]],
                     ]
                 ),
+                *([self.notes_box(("job", job.run_id))] if job.run_id else []),
                 w.HTML(fields_html(job.to_dict(), skip=("inline_log",))),
                 w.HBox([self.tail_n, self.level, self.search, self.follow]),
                 self.log_status,
