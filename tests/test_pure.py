@@ -360,3 +360,34 @@ def test_the_summary_is_the_current_annotations_per_target_and_merges_after_a_sp
         model.summary_by_target(before.reset_index(drop=True)), model.summary_by_target(touched)
     )
     pd.testing.assert_frame_equal(merged.sort_index(), summary.sort_index())
+
+
+def test_grid_cells_read_like_a_table() -> None:
+    from toolkit.widgets.grid import MAX_CELL, display_cell, display_cells, display_columns
+
+    path = "/stage/dsa110-contimg/images/2026-12-04T12:10:00.img.image.fits"
+    assert display_cell("path", path) == ("2026-12-04T12:10:00.img.image.fits", path)
+    assert display_cell("noise_jy", 0.0042190) == ("4.219", "")  # mJy, as the header says
+    assert display_cell("noise_jy", float("nan")) == ("—", "") and display_cell("noise_jy", pd.NA) == (
+        "—",
+        "",
+    )
+    assert display_cell("dynamic_range", 222.067) == ("222", "")
+    assert (
+        display_cell("created_at", pd.Timestamp("2026-12-04 13:04:48.8159", tz="UTC"))[0]
+        == "2026-12-04 13:04:48"
+    )
+    assert display_cell("cal_applied", True) == ("yes", "") and display_cell("n_measurements", 40) == (
+        "40",
+        "",
+    )
+    long = "x" * (MAX_CELL + 50)
+    text, title = display_cell("summary", long)
+    assert len(text) == MAX_CELL and text.endswith("…") and title == long
+    columns = display_columns(["noise_jy", "path"], numeric=["noise_jy"])
+    assert columns[0] == {"name": "noise_jy", "header": "noise", "unit": "mJy", "numeric": True}
+    frame = pd.DataFrame({"path": [path, None], "noise_jy": [0.001, None]})
+    assert display_cells(frame, ["path", "noise_jy"]) == (
+        [["2026-12-04T12:10:00.img.image.fits", "1.000"], ["—", "—"]],
+        [[path, ""], ["", ""]],
+    )

@@ -218,7 +218,7 @@ async def test_every_tab_panel_and_the_dashboard_work_on_postgresql(pg: AsyncCli
     await browser.settled()
     for name, view in browser.views.items():
         assert len(view.frame) > 0 and view.message.value == "", (name, view.message.value)
-        view.rows.value = 0
+        view.open_row(0)
         await browser.settled()
         assert browser.panel is not None and browser.panel.status.value == "", (
             name,

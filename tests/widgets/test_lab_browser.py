@@ -105,11 +105,14 @@ def _artifacts() -> Path:
 async def test_panels_in_jupyterlab(lab: Lab) -> None:
     from playwright.async_api import async_playwright
 
-    newest = None
     with closing(sqlite3.connect(f"file:{lab.site.products_db}?mode=ro", uri=True)) as conn:
-        newest = conn.execute(
-            "SELECT id, path FROM images ORDER BY created_at DESC, id DESC LIMIT 1"
-        ).fetchone()
+        ordered = conn.execute(
+            "SELECT id, path FROM images ORDER BY created_at DESC, id DESC LIMIT 2"
+        ).fetchall()
+        by_noise = [
+            r[0] for r in conn.execute("SELECT path FROM images ORDER BY noise_jy DESC, id DESC LIMIT 10")
+        ]
+    newest = ordered[0]
     artifacts = _artifacts()
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
@@ -131,10 +134,20 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
             await page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
             await page.locator('li[data-command="runmenu:run-all"]').click()
 
-            rows = page.locator(".contimg-browser .contimg-rows select").first
-            await rows.locator("option").first.wait_for(state="attached", timeout=90_000)
+            grid = page.locator(".contimg-browser .contimg-grid").first
+            first_row = grid.locator("tbody tr[data-row]").first
+            await first_row.wait_for(timeout=90_000)
+            assert await page.locator(".contimg-detail").is_hidden()  # no room taken while nothing is open
             await page.screenshot(path=str(artifacts / "lab-browser.png"), full_page=True)
-            await rows.select_option(index=0)
+            # One row per line: a row is about one text line tall, however long its path
+            height = (await first_row.bounding_box() or {}).get("height", 0)
+            assert 0 < height < 40, height
+            path_cell = first_row.locator("td").nth(1)
+            assert await path_cell.get_attribute("title") == newest[1]  # the full path on hover
+            assert await path_cell.inner_text() == Path(newest[1]).name
+
+            # Clicking a row opens it.
+            await first_row.click()
             field = page.locator('.contimg-detail .contimg-image-panel td[data-field="path"]')
             await field.wait_for(timeout=60_000)
             assert await field.inner_text() == newest[1]
@@ -160,6 +173,33 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
             assert written == [("image", newest[1], "lab-tester", "warn")]
             await notes.scroll_into_view_if_needed()
             await page.screenshot(path=str(artifacts / "lab-signoff.png"), full_page=False)
+
+            # Arrow keys move the selection; Enter opens the selected row.
+            await first_row.click()
+            await page.keyboard.press("ArrowDown")
+            await page.keyboard.press("ArrowDown")
+            await page.keyboard.press("k")
+            second = grid.locator("tbody tr.selected")
+            await second.wait_for(timeout=10_000)
+            assert await second.get_attribute("data-row") == "1"
+            await page.keyboard.press("Enter")
+            await field.filter(has_text=ordered[1][1]).wait_for(timeout=60_000)
+
+            # A header click sorts on the server: the order is the database's ORDER BY.
+            await grid.locator('th[data-column="noise_jy"]').click()
+            await grid.locator('th.sorted[data-column="noise_jy"]').wait_for(timeout=30_000)
+            await (
+                grid.locator("tbody tr[data-row]")
+                .first.locator("td")
+                .nth(1)
+                .filter(has_text=Path(by_noise[0]).name)
+                .wait_for(timeout=30_000)
+            )
+            shown = [
+                await c.get_attribute("title") for c in await grid.locator("tbody tr td:nth-child(2)").all()
+            ]
+            assert shown[:10] == by_noise[:10]
+            await page.screenshot(path=str(artifacts / "lab-sorted.png"), full_page=False)
 
             assert await page.locator(".contimg-dashboard .contimg-grades").count() == 1
             job_panel = page.locator(".contimg-job-panel").last

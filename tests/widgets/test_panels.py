@@ -65,7 +65,19 @@ async def test_browser_pages_filters_and_sorts(newer_client: AsyncClient, site: 
     assert len(images.frame) == min(
         100, rows(site.products_db, "SELECT COUNT(*) FROM images WHERE type = 'image'")[0][0]
     )
-    assert "<table" in images.table.value and images.table.value.count("<tr>") == len(images.frame) + 1
+    grid = images.grid
+    assert len(grid.cells) == len(images.frame) and grid.visible[:2] == ["id", "path"]
+    assert {"tags", "n_comments"} <= {c["name"] for c in grid.columns}  # offered in the column menu
+    names = [c["name"] for c in grid.columns]
+    first = images.frame.iloc[0]
+    assert grid.cells[0][names.index("path")] == Path(first["path"]).name  # short, the full path on hover
+    assert grid.titles[0][names.index("path")] == first["path"]
+    measured = int(images.frame["noise_jy"].notna().to_numpy().argmax())
+    noise = images.frame["noise_jy"].iloc[measured]
+    assert grid.cells[measured][names.index("noise_jy")] == f"{noise * 1e3:.3f}"  # mJy, said in the header
+    missing = images.frame["noise_jy"].isna().to_numpy()
+    assert all(grid.cells[i][names.index("noise_jy")] == "—" for i in missing.nonzero()[0])
+    assert grid.columns[names.index("noise_jy")]["unit"] == "mJy"
     images.search.value = "no-such-path"
     await browser.settled()
     assert images.frame.empty and "no rows match" in images.message.value
@@ -86,10 +98,12 @@ async def test_selecting_a_row_opens_its_panel_and_links_work(newer_client: Asyn
     browser = Browser(newer_client)
     await browser.settled()
     images = browser.views["images"]
-    images.rows.value = 0
+    assert browser.panel is None and browser.detail.layout.display == "none"  # no room taken while closed
+    images.grid.opened, images.grid.open_count = 0, 1  # what a click on the first row sends
     await browser.settled()
     panel = browser.panel
     assert isinstance(panel, ImagePanel) and panel.ident == int(images.frame["id"].iloc[0])
+    assert browser.selected == panel.image and browser.detail.layout.display == "flex"
     assert panel.status.value == ""
     body = "".join(getattr(c, "value", "") for c in panel.body.children[1:])
     assert f'data-field="path">{panel.image.path}' in body
@@ -100,7 +114,7 @@ async def test_selecting_a_row_opens_its_panel_and_links_work(newer_client: Asyn
     await browser.settled()
     assert isinstance(browser.panel, MSPanel) and browser.panel.ms.path == panel.image.ms_path
     assert panel.runner.closed  # the image panel was closed when the MS panel replaced it
-    browser.views["sources"].rows.value = 0
+    browser.views["sources"].open_row(0)
     await browser.settled()
     source_panel = browser.panel
     assert isinstance(source_panel, SourcePanel)
@@ -176,7 +190,7 @@ async def test_panels_work_with_the_blocking_client(site: DemoSite) -> None:
         browser = Browser(client)
         await browser.settled()
         assert len(browser.views["images"].frame) == 50
-        browser.views["jobs"].rows.value = 0
+        browser.views["jobs"].open_row(0)
         await browser.settled()
         assert isinstance(browser.panel, JobPanel) and browser.panel.status.value == ""
         browser.close()
@@ -265,3 +279,30 @@ async def test_panels_sign_off_comment_tag_and_label_in_place(site: DemoSite, tm
         assert listed["source_id"].tolist() == [site.transient_source]
         assert "<b>label</b> transient" in source.notes.current.value
         source.close()
+
+
+async def test_a_header_click_sorts_on_the_server_and_the_controls_follow(
+    newer_client: AsyncClient, site: DemoSite
+) -> None:
+    browser = Browser(newer_client)
+    await browser.settled()
+    images = browser.views["images"]
+    assert (images.grid.sort_by, images.grid.descending) == ("created_at", True)
+    images.grid.sort_by = "noise_jy"  # what a click on the noise header sends
+    await browser.settled()
+    assert images.sort.value == "noise" and images.descending.value is True
+    top = [
+        r[0] for r in rows(site.products_db, "SELECT id FROM images ORDER BY noise_jy DESC, id DESC LIMIT 50")
+    ]
+    assert list(images.frame["id"]) == top
+    images.grid.descending = False  # a second click on the same header
+    await browser.settled()
+    noise = images.frame["noise_jy"].dropna().tolist()
+    assert images.descending.value is False and noise == sorted(noise)
+    images.sort.value = "path"  # the sort menu moves the header's arrow too
+    await browser.settled()
+    assert images.grid.sort_by == "path" and list(images.frame["path"]) == sorted(images.frame["path"])
+    images.grid.sort_by = "beam_minor_arcsec"  # not sortable: ignored
+    await browser.settled()
+    assert images.sort.value == "path" and images.grid.sort_by == "path"
+    browser.close()

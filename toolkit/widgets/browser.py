@@ -7,6 +7,7 @@ from typing import Any
 
 import ipywidgets as w
 
+from ..records import Record
 from ..vocab import CAL_STATUSES, IMAGE_TYPES, JOB_STATUSES, MS_STAGES, MS_STATUSES, TABLE_TYPES
 from .paging import check_page_size
 from .panels import Panel, make_panel
@@ -100,7 +101,9 @@ _OPEN = {
 
 
 class Browser(w.VBox):  # type: ignore[misc]
-    """Tabs of paged tables; choosing a row opens its panel on the right."""
+    """Tabs of paged tables; clicking a row (or Enter on it) opens its panel beside the table, and
+    ``browser.selected`` is that row's record (an ``Image``, ``MeasurementSet``, ``Source``, ``Job`` or
+    ``CalTable``; None while nothing is open)."""
 
     def __init__(self, client: AnyClient, *, page_size: int = 50) -> None:
         # The widget is complete before anything can raise: a half-built widget fails in its __del__.
@@ -116,10 +119,17 @@ class Browser(w.VBox):  # type: ignore[misc]
         self.tabs = w.Tab(children=list(self.views.values()))
         for i, spec in enumerate(SPECS.values()):
             self.tabs.set_title(i, spec.title)
-        self.detail = w.VBox(layout=w.Layout(width="45%", border="1px solid #d0d7de", padding="4px"))
+        # The detail takes room only while something is open; the table has the width otherwise
+        self.detail = w.VBox(
+            layout=w.Layout(width="42%", border="1px solid #d0d7de", padding="4px", display="none")
+        )
         self.detail.add_class("contimg-detail")
+        # min-width 0: a flex item may then shrink below its content, and the grid scrolls sideways instead
+        # of running under the detail
+        self.tabs.layout = w.Layout(width="100%", min_width="0")
+        self.table_box = w.Box([self.tabs], layout=w.Layout(width="100%", min_width="0", overflow="hidden"))
         self.panel: Panel | None = None
-        self.children = (w.HBox([w.Box([self.tabs], layout=w.Layout(width="55%")), self.detail]),)
+        self.children = (w.HBox([self.table_box, self.detail]),)
         for view in self.views.values():
             view.reload()
 
@@ -138,9 +148,24 @@ class Browser(w.VBox):  # type: ignore[misc]
 
     def show(self, kind: str, ident: Any) -> None:
         if self.panel is not None:
+            self.panel.on_close = None
             self.panel.close()
         self.panel = make_panel(self.client, kind, ident, opener=self.show)
+        self.panel.on_close = self._collapse
         self.detail.children = (self.panel,)
+        self.detail.layout.display = "flex"
+        self.table_box.layout.width = "58%"
+
+    def _collapse(self) -> None:
+        self.panel = None
+        self.detail.children = ()
+        self.detail.layout.display = "none"
+        self.table_box.layout.width = "100%"
+
+    @property
+    def selected(self) -> Record | None:
+        """The record open in the detail (None while nothing is open or it is still loading)."""
+        return None if self.panel is None else self.panel.record
 
     async def settled(self) -> None:
         await self.runner.settled()

@@ -58,6 +58,8 @@ class Panel(w.VBox):  # type: ignore[misc]
         self.runner = Runner(client)
         self.ident = ident
         self.opener = opener
+        self.record: Record | None = None  # the object shown, once loaded
+        self.on_close: Callable[[], None] | None = None  # the Browser folds its detail away
         self.title = w.HTML(f"<b>{html.escape(self.kind)} {html.escape(str(ident))}</b>")
         self.status = w.HTML('<span style="color:#57606a">loading…</span>')
         self.status.add_class("contimg-status")
@@ -78,8 +80,9 @@ class Panel(w.VBox):  # type: ignore[misc]
     def show_error(self, message: str) -> None:
         self.status.value = f'<span style="color:#cf222e">{html.escape(message)}</span>'
 
-    def loaded(self) -> None:
+    def loaded(self, record: Record | None = None) -> None:
         self.status.value = ""
+        self.record = record
 
     def show(self, kind: str, ident: Any) -> None:
         """Follow a link: the Browser shows it in the detail area; a standalone panel opens it below."""
@@ -115,6 +118,8 @@ class Panel(w.VBox):  # type: ignore[misc]
         for child in self.children_below.children:
             if isinstance(child, Panel):
                 child.close()
+        if self.on_close is not None:
+            self.on_close()
         super().close()
 
 
@@ -191,7 +196,7 @@ class ImagePanel(Panel):
                 self.notes_box(("image", image.path), on_write=self.reload_qa),
                 w.HTML(fields_html(image.to_dict())),
             )
-            self.loaded()
+            self.loaded(image)
 
         self.runner.start(work, done, self.show_error)
 
@@ -230,7 +235,7 @@ class MSPanel(Panel):
                 self.notes_box(("ms", ms.path)),
                 w.HTML(fields_html(ms.to_dict(), skip=("cal_tables", "primary_cal_table", "images"))),
             )
-            self.loaded()
+            self.loaded(ms)
 
         self.runner.start(lambda api: api.ms.get(self.ident), done, self.show_error)
 
@@ -241,7 +246,7 @@ class CalTablePanel(Panel):
     def load(self) -> None:
         def done(table: Record) -> None:
             self.body.children = (w.HTML(fields_html(table.to_dict())),)
-            self.loaded()
+            self.loaded(table)
 
         self.runner.start(lambda api: api.cal.get(self.ident), done, self.show_error)
 
@@ -276,7 +281,7 @@ class SourcePanel(Panel):
                 w.HTML(fields_html(source.to_dict(), skip=("images",))),
             )
             self.draw()
-            self.loaded()
+            self.loaded(source)
 
         self.runner.start(work, done, self.show_error)
 
@@ -327,7 +332,7 @@ class JobPanel(Panel):
                 self.log_status,
                 self.log_view,
             )
-            self.loaded()
+            self.loaded(job)
             self.load_tail()
 
         self.runner.start(lambda api: api.jobs.get(self.ident), done, self.show_error)

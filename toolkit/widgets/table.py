@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,8 +13,12 @@ import pandas as pd
 
 from ..client import AsyncClient
 from ..domains.paging import Cursor, Page
+from .grid import Grid
 from .paging import PAGE_SIZES, PageState, check_page_size
 from .runner import Runner
+
+# Columns never offered in a table: long JSON and log text (the record's panel shows them)
+HIDDEN_COLUMNS = frozenset({"pipeline_config", "artifacts", "inline_log", "logs", "metadata", "params"})
 
 
 @dataclass(frozen=True)
@@ -80,6 +85,7 @@ class TableView(w.VBox):  # type: ignore[misc]
         self.frame = pd.DataFrame()
         self.page: Page | None = None
         self._token = 0  # only the newest request may update the view
+        self._holding = False
         self.choice_widgets = {
             c.name: w.Dropdown(description=c.label, options=[("any", "")] + [(o, o) for o in c.options])
             for c in spec.choices
@@ -118,10 +124,11 @@ class TableView(w.VBox):  # type: ignore[misc]
         self.goto_button.on_click(lambda _b: self.goto(int(self.goto_box.value) - 1))
         self.label = w.Label(value="loading…")
         self.message = w.HTML()
-        self.table = w.HTML()
-        self.rows = w.Select(options=[], rows=8, description="open", layout=w.Layout(width="100%"))
-        self.rows.add_class("contimg-rows")
-        self.table.add_class("contimg-page")
+        self.grid = Grid(visible=list(spec.shown), sortable=sorted(set(spec.sorts.values())))
+        self.grid.add_class("contimg-page")
+        self._sync_grid_sort()
+        self.grid.observe(self._opened, names="open_count")
+        self.grid.observe(self._header_sort, names=["sort_by", "descending"])
         for control in (
             *self.choice_widgets.values(),
             self.search,
@@ -136,14 +143,14 @@ class TableView(w.VBox):  # type: ignore[misc]
         self.next_button.on_click(lambda _b: self.next_page())
         self.prev_button.on_click(lambda _b: self.previous_page())
         self.last_button.on_click(lambda _b: self.last_page())
-        self.rows.observe(self._selected, names="value")
+        wrap = w.Layout(flex_flow="row wrap")  # controls wrap when the detail narrows the table
         filters = [*self.choice_widgets.values(), self.search] + (
             [self.since, self.until] if spec.dates else []
         )
         super().__init__(
             [
-                w.HBox(filters, layout=w.Layout(flex_flow="row wrap")),
-                w.HBox([self.sort, self.descending, self.page_size]),
+                w.HBox(filters, layout=wrap),
+                w.HBox([self.sort, self.descending, self.page_size], layout=wrap),
                 w.HBox(
                     [
                         self.first_button,
@@ -153,11 +160,11 @@ class TableView(w.VBox):  # type: ignore[misc]
                         self.goto_box,
                         self.goto_button,
                         self.label,
-                    ]
+                    ],
+                    layout=wrap,
                 ),
                 self.message,
-                self.table,
-                self.rows,
+                self.grid,
             ]
         )
         self.add_class("contimg-table-view")
@@ -175,8 +182,20 @@ class TableView(w.VBox):  # type: ignore[misc]
     # ------------------------------------------------------------------------------------ paging
     def reload(self) -> None:
         """Back to page 1 with the current filters, sort and size; recount."""
+        if self._holding:
+            return
+        self._sync_grid_sort()
         self.state = PageState(size=int(self.page_size.value))
         self._load(number=0, count=True)
+
+    @contextlib.contextmanager
+    def hold_reload(self) -> Iterator[None]:
+        """Change several controls and reload once, after."""
+        self._holding = True
+        try:
+            yield
+        finally:
+            self._holding = False
 
     def next_page(self) -> None:
         if self.page is not None and self.page.next is not None:
@@ -242,23 +261,44 @@ class TableView(w.VBox):  # type: ignore[misc]
         self.page = page
         self.frame = frame = page.rows
         self.state.number = number
-        rows: list[dict[str, Any]] = [
-            {str(k): v for k, v in r.items()} for r in frame.to_dict(orient="records")
-        ]
-        self.message.value = "" if rows else '<span style="color:#57606a">no rows match these filters</span>'
-        self.table.value = html_table(frame, self.spec.shown)
+        self.message.value = (
+            "" if len(frame) else '<span style="color:#57606a">no rows match these filters</span>'
+        )
+        self.grid.show_frame(frame, self.columns_offered(frame))
         self.label.value = self.state.label()
-        label = self.spec.label_column
-        self.rows.unobserve(self._selected, names="value")
-        self.rows.options = [
-            (f"{r[self.spec.key_column]} · {r.get(label, '')}", i) for i, r in enumerate(rows)
-        ]
-        self.rows.value = None
-        self.rows.observe(self._selected, names="value")
         self.prev_button.disabled = page.previous is None
         self.next_button.disabled = page.next is None
 
-    def _selected(self, change: Mapping[str, Any]) -> None:
-        index = change["new"]
-        if index is not None and 0 <= index < len(self.frame):
-            self.on_select({k: v for k, v in self.frame.iloc[index].to_dict().items()})
+    def columns_offered(self, frame: pd.DataFrame) -> list[str]:
+        """The spec's columns first (shown at the start), then the page's others (for the column menu)."""
+        present = [c for c in self.spec.shown if c in frame]
+        return present + [str(c) for c in frame.columns if c not in present and c not in HIDDEN_COLUMNS]
+
+    def open_row(self, index: int) -> None:
+        """Open the page's row ``index`` (what a click or Enter on it does)."""
+        if 0 <= index < len(self.frame):
+            self.grid.selected = index
+            self.on_select({str(k): v for k, v in self.frame.iloc[index].to_dict().items()})
+
+    def _opened(self, _change: Mapping[str, Any]) -> None:
+        self.open_row(self.grid.opened)
+
+    # ----------------------------------------------------------------------------------- sorting
+    def _sync_grid_sort(self) -> None:
+        with self.grid.hold_trait_notifications():
+            self.grid.sort_by = self.spec.sorts[self.sort.value]
+            self.grid.descending = bool(self.descending.value)
+
+    def _header_sort(self, _change: Mapping[str, Any]) -> None:
+        """A header was clicked: the sort controls take its column and direction (and reload)."""
+        labels = {name: label for label, name in self.spec.sorts.items()}
+        label = labels.get(self.grid.sort_by)
+        if label is None:  # not a column the area sorts on: the header goes back to the real order
+            self._sync_grid_sort()
+            return
+        if (label, self.grid.descending) == (self.sort.value, self.descending.value):
+            return  # the controls already say so (they set the header themselves)
+        with self.hold_reload():
+            self.sort.value = label
+            self.descending.value = bool(self.grid.descending)
+        self.reload()
