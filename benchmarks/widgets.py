@@ -8,6 +8,7 @@ from typing import Any
 from toolkit import AsyncClient, Page
 from toolkit.demo import DemoSite
 from toolkit.widgets.browser import SPECS
+from toolkit.widgets.grid import display_cells
 
 from .harness import Result, report
 
@@ -38,14 +39,19 @@ async def run(site: DemoSite) -> bool:
                 times["first"], _ = await _timed(area, count=False, **order)
                 times["jump"], jumped = await _timed(area, number=deep_page, count=False, **order)
                 times["deep"], _ = await _timed(area, after=jumped.next, count=False, **order)
-                times["last"], _ = await _timed(area, last=True, count=False, **order)
+                times["last"], last = await _timed(area, last=True, count=False, **order)
+                # What the grid adds: every cell of the page as text (the browser lays it out)
+                started = time.perf_counter()
+                display_cells(last.rows, [str(c) for c in last.rows.columns])
+                times["last"] += time.perf_counter() - started
                 worst = max(times, key=lambda k: times[k])
                 results.append(
                     Result(
                         f"{name} by {sort_label}: slowest page",
                         times[worst] * 1000,
                         times["first"] * 1000,
-                        f"first page (slowest: {worst}; deep = page {deep_page + 1:,}; also count, jump, last)",
+                        f"first page (slowest: {worst}; deep = page {deep_page + 1:,}; also count, jump, "
+                        "last with its cells shaped for the grid)",
                         "<= 100 ms",
                         times[worst] <= 0.100,
                         unit="ms",
