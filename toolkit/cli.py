@@ -367,7 +367,7 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--notebooks", default="notebooks")
     lab.add_argument("--ip", default="127.0.0.1")
     lab.add_argument("--port", type=int, default=8888)
-    lab.set_defaults(scale="small", schema="newer")
+    lab.set_defaults(scale="small", schema="newer", now=None)  # the demo site it builds when missing
 
     def listing(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
