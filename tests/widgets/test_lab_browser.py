@@ -142,7 +142,7 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
             # One row per line: a row is about one text line tall, however long its path
             height = (await first_row.bounding_box() or {}).get("height", 0)
             assert 0 < height < 40, height
-            path_cell = first_row.locator("td").nth(1)
+            path_cell = first_row.locator('td[data-column="path"]')
             assert await path_cell.get_attribute("title") == newest[1]  # the full path on hover
             assert await path_cell.inner_text() == Path(newest[1]).name
 
@@ -190,16 +190,42 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
             await grid.locator('th.sorted[data-column="noise_jy"]').wait_for(timeout=30_000)
             await (
                 grid.locator("tbody tr[data-row]")
-                .first.locator("td")
-                .nth(1)
+                .first.locator('td[data-column="path"]')
                 .filter(has_text=Path(by_noise[0]).name)
                 .wait_for(timeout=30_000)
             )
             shown = [
-                await c.get_attribute("title") for c in await grid.locator("tbody tr td:nth-child(2)").all()
+                await c.get_attribute("title")
+                for c in await grid.locator('tbody td[data-column="path"]').all()
             ]
             assert shown[:10] == by_noise[:10]
             await page.screenshot(path=str(artifacts / "lab-sorted.png"), full_page=False)
+
+            # Check two rows and sign them off in one batch from the bar under the tabs.
+            boxes = grid.locator("tbody input.contimg-check")
+            await boxes.nth(0).check()
+            await boxes.nth(1).check()
+            bar = page.locator(".contimg-sign-off-bar").first
+            batch_reason = f"night review ({secrets.token_hex(3)})"
+            await bar.locator("input[type=text]").fill(batch_reason)
+            await bar.locator(".contimg-sign-off-checked").click()
+            await bar.locator(".contimg-sign-off-message", has_text="in one transaction").wait_for(
+                timeout=30_000
+            )
+            with closing(sqlite3.connect(f"file:{lab.site.notes_db}?mode=ro", uri=True)) as conn:
+                batch = conn.execute(
+                    "SELECT target, created_at FROM events WHERE action = 'sign_off' AND text = ?",
+                    (batch_reason,),
+                ).fetchall()
+            assert sorted(t for t, _ in batch) == sorted(by_noise[:2]) and len({c for _, c in batch}) == 1
+            await page.screenshot(path=str(artifacts / "lab-batch-signoff.png"), full_page=False)
+
+            # The QA tab: the last night's images with computed and final grades.
+            await page.locator(".lm-TabBar-tabLabel", has_text="QA · last night").first.click()
+            qa_grid = page.locator(".contimg-qa-view .contimg-grid").first
+            await qa_grid.locator("tbody tr[data-row]").first.wait_for(timeout=60_000)
+            assert await qa_grid.locator('th[data-column="final_grade"]').count() == 1
+            await page.screenshot(path=str(artifacts / "lab-qa-tab.png"), full_page=False)
 
             assert await page.locator(".contimg-dashboard .contimg-grades").count() == 1
             job_panel = page.locator(".contimg-job-panel").last

@@ -306,3 +306,49 @@ async def test_a_header_click_sorts_on_the_server_and_the_controls_follow(
     await browser.settled()
     assert images.sort.value == "path" and images.grid.sort_by == "path"
     browser.close()
+
+
+async def test_the_browser_signs_off_checked_rows_in_one_batch_and_has_a_qa_tab(
+    site: DemoSite, tmp_path: Path
+) -> None:
+    settings = {**site.settings_kwargs(), "notes_db": tmp_path / "notes.sqlite", "user": "dave"}
+    async with AsyncClient(**settings) as client:
+        browser = Browser(client)
+        await browser.settled()
+        images, bar = browser.views["images"], browser.sign_off_bar
+        assert images.grid.checkable and not browser.views["sources"].grid.checkable
+        images.grid.checked = [0, 2, 3]  # what three check boxes send
+        bar.grade.value = "good"
+        bar.sign_off()  # no reason: refused, nothing written
+        await browser.settled()
+        assert "needs a reason" in bar.message.value and len(await client.notes.list()) == 0
+        bar.reason.value = "night review: metrics within limits"
+        bar.button.click()
+        await browser.settled()
+        paths = [images.frame["path"].iloc[i] for i in (0, 2, 3)]
+        signed = await client.notes.list(kind="sign_off")
+        assert sorted(signed["target"]) == sorted(paths) and set(signed["author"]) == {"dave"}
+        assert signed["created_at"].nunique() == 1  # one batch, one transaction
+        assert (
+            "signed off 3 images good in one transaction" in bar.message.value and images.grid.checked == []
+        )
+
+        browser.tabs.selected_index = len(browser.views)  # the QA tab reads the last night when first shown
+        await browser.settled()
+        qa = browser.qa_view
+        night = await client.last_night()
+        graded = await client.qa.images(**night.bounds)
+        assert (
+            qa.night == night and len(qa.frame) == len(graded) and len(qa.grid.cells) == min(50, len(graded))
+        )
+        assert {"grade", "final_grade"} <= set(qa.grid.visible)
+        qa.grid.checked = [0, 1]
+        bar.grade.value, bar.reason.value = "fail", "RFI storm"
+        bar.button.click()
+        await browser.settled()
+        final = qa.frame.set_index("path")["final_grade"]  # the tab re-read the night after the batch
+        assert [final[p] for p in graded["path"].iloc[:2]] == ["fail", "fail"]
+        qa.grid.opened, qa.grid.open_count = 1, 1
+        await browser.settled()
+        assert isinstance(browser.panel, ImagePanel) and browser.panel.image.path == qa.frame["path"].iloc[1]
+        browser.close()

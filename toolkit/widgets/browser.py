@@ -10,8 +10,9 @@ import ipywidgets as w
 from ..records import Record
 from ..vocab import CAL_STATUSES, IMAGE_TYPES, JOB_STATUSES, MS_STAGES, MS_STATUSES, TABLE_TYPES
 from .paging import check_page_size
-from .panels import Panel, make_panel
+from .panels import ImagePanel, Panel, make_panel
 from .runner import AnyClient, Runner
+from .signoff import Checkable, QAView, SignOffBar
 from .table import Choice, TableSpec, TableView
 
 # Each tab pages its client area (``client.<area>.page``) with the filters a user sets; sort labels map to
@@ -41,6 +42,7 @@ SPECS: dict[str, TableSpec] = {
         },
         key_column="id",
         choices=(Choice("type", "type", IMAGE_TYPES),),
+        sign_off=("image", "path"),
     ),
     "ms": TableSpec(
         "Measurement sets",
@@ -49,6 +51,7 @@ SPECS: dict[str, TableSpec] = {
         sorts={"observed": "mid_mjd", "path": "path", "stage": "stage", "status": "status"},
         key_column="path",
         choices=(Choice("stage", "stage", MS_STAGES), Choice("status", "status", MS_STATUSES)),
+        sign_off=("ms", "path"),
     ),
     "sources": TableSpec(
         "Sources",
@@ -79,6 +82,7 @@ SPECS: dict[str, TableSpec] = {
         choices=(Choice("status", "status", JOB_STATUSES),),
         search_label="MS contains",
         label_column="run_id",
+        sign_off=("job", "run_id"),
     ),
     "cal": TableSpec(
         "Cal tables",
@@ -116,9 +120,15 @@ class Browser(w.VBox):  # type: ignore[misc]
             name: TableView(self.runner, spec, on_select=self._selector(name), size=page_size)
             for name, spec in SPECS.items()
         }
-        self.tabs = w.Tab(children=list(self.views.values()))
+        self.qa_view = QAView(
+            self.runner, on_select=lambda row: self.show("image", row["path"]), size=page_size
+        )
+        self.tabs = w.Tab(children=[*self.views.values(), self.qa_view])
         for i, spec in enumerate(SPECS.values()):
             self.tabs.set_title(i, spec.title)
+        self.tabs.set_title(len(SPECS), "QA · last night")
+        self.tabs.observe(self._tab_changed, names="selected_index")
+        self.sign_off_bar = SignOffBar(self.runner, current=self._checkable, after=self._signed_off)
         # The detail takes room only while something is open; the table has the width otherwise
         self.detail = w.VBox(
             layout=w.Layout(width="42%", border="1px solid #d0d7de", padding="4px", display="none")
@@ -127,7 +137,9 @@ class Browser(w.VBox):  # type: ignore[misc]
         # min-width 0: a flex item may then shrink below its content, and the grid scrolls sideways instead
         # of running under the detail
         self.tabs.layout = w.Layout(width="100%", min_width="0")
-        self.table_box = w.Box([self.tabs], layout=w.Layout(width="100%", min_width="0", overflow="hidden"))
+        self.table_box = w.VBox(
+            [self.tabs, self.sign_off_bar], layout=w.Layout(width="100%", min_width="0", overflow="hidden")
+        )
         self.panel: Panel | None = None
         self.children = (w.HBox([self.table_box, self.detail]),)
         for view in self.views.values():
@@ -155,6 +167,27 @@ class Browser(w.VBox):  # type: ignore[misc]
         self.detail.children = (self.panel,)
         self.detail.layout.display = "flex"
         self.table_box.layout.width = "58%"
+
+    def _tab_changed(self, _change: Mapping[str, Any]) -> None:
+        if self.tabs.selected_index == len(SPECS) and self.qa_view.night is None:
+            self.qa_view.reload()  # read when first looked at
+
+    def _checkable(self) -> Checkable | None:
+        index = self.tabs.selected_index
+        children = self.tabs.children
+        if index is None or not 0 <= index < len(children):
+            return None
+        child: Checkable = children[index]
+        return child
+
+    def _signed_off(self) -> None:
+        """The open panel shows the new sign-off if it was among the rows."""
+        panel = self.panel
+        notes = getattr(panel, "notes", None)
+        if notes is not None:
+            notes.refresh()
+        if isinstance(panel, ImagePanel) and panel.record is not None:
+            panel.reload_qa()
 
     def _collapse(self) -> None:
         self.panel = None

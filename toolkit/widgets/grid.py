@@ -65,6 +65,11 @@ FORMATS: dict[str, ColumnFormat] = {
     "n_measurements": ColumnFormat("n"),
     "duration_s": ColumnFormat("duration", "s", decimals=0),
     "n_comments": ColumnFormat("comments"),
+    "final_grade": ColumnFormat("final grade"),
+    "signoff_grade": ColumnFormat("signed off"),
+    "signoff_by": ColumnFormat("signed off by"),
+    "signoff_at": ColumnFormat("signed off at", "UTC"),
+    "signoff_reason": ColumnFormat("reason"),
 }
 
 
@@ -139,7 +144,7 @@ function render({ model, el }) {
   const choices = h("div", { class: "contimg-grid-choices" });
   menu.appendChild(choices);
   const hint = h("span", { class: "contimg-grid-hint" },
-    "click a row to open it · ↑/↓ or j/k move · Enter opens · click a header to sort");
+    "click a row to open it · ↑/↓ or j/k move · Enter opens · space checks · click a header to sort");
   bar.append(menu, hint);
   const scroller = h("div", { class: "contimg-grid-scroll" });
   const table = h("table", { class: "contimg-grid-table" });
@@ -152,6 +157,11 @@ function render({ model, el }) {
     model.save_changes();
   };
   const open = (i) => save({ selected: i, opened: i, open_count: model.get("open_count") + 1 });
+  const toggle = (i) => {
+    const now = new Set(model.get("checked"));
+    if (now.has(i)) now.delete(i); else now.add(i);
+    save({ checked: [...now].sort((a, b) => a - b) });
+  };
 
   function drawChoices() {
     choices.replaceChildren();
@@ -182,6 +192,15 @@ function render({ model, el }) {
     const titles = model.get("titles");
     const head = h("thead");
     const headRow = h("tr");
+    const checked = new Set(model.get("checked"));
+    if (model.get("checkable")) {
+      const th = h("th", { class: "check" });
+      const all = h("input", { type: "checkbox", class: "contimg-check-all", title: "check every row of this page" });
+      all.checked = cells.length > 0 && checked.size === cells.length;
+      all.addEventListener("change", () => save({ checked: all.checked ? cells.map((_, i) => i) : [] }));
+      th.appendChild(all);
+      headRow.appendChild(th);
+    }
     for (const [column] of shown) {
       const th = h("th", { "data-column": column.name });
       if (column.numeric) th.classList.add("num");
@@ -205,8 +224,17 @@ function render({ model, el }) {
     cells.forEach((row, r) => {
       const tr = h("tr", { "data-row": String(r) });
       if (r === selected) tr.classList.add("selected");
+      if (model.get("checkable")) {
+        const td = h("td", { class: "check" });
+        const box = h("input", { type: "checkbox", class: "contimg-check" });
+        box.checked = checked.has(r);
+        box.addEventListener("click", (event) => event.stopPropagation());  // checking is not opening
+        box.addEventListener("change", () => toggle(r));
+        td.appendChild(box);
+        tr.appendChild(td);
+      }
       for (const [column, c] of shown) {
-        const td = h("td", {}, row[c]);
+        const td = h("td", { "data-column": column.name }, row[c]);
         if (column.numeric) td.classList.add("num");
         if (titles[r][c]) td.title = titles[r][c];
         if (column.name.endsWith("grade") && ["good", "warn", "fail"].includes(row[c])) {
@@ -234,6 +262,9 @@ function render({ model, el }) {
     if (event.key === "ArrowDown" || event.key === "j") i = Math.min(n - 1, i + 1);
     else if (event.key === "ArrowUp" || event.key === "k") i = Math.max(0, i - 1);
     else if (event.key === "Enter" && i >= 0) { open(i); event.preventDefault(); event.stopPropagation(); return; }
+    else if ((event.key === " " || event.key === "x") && i >= 0 && model.get("checkable")) {
+      toggle(i); event.preventDefault(); event.stopPropagation(); return;
+    }
     else return;
     // Keep JupyterLab's own shortcuts (j/k, arrows move between cells) out of the grid
     event.preventDefault();
@@ -243,7 +274,7 @@ function render({ model, el }) {
 
   model.on("change:columns", () => { drawChoices(); draw(); });
   model.on("change:visible", () => { drawChoices(); draw(); });
-  for (const name of ["cells", "selected", "sort_by", "descending", "sortable", "loaded"]) model.on("change:" + name, draw);
+  for (const name of ["cells", "selected", "sort_by", "descending", "sortable", "loaded", "checked", "checkable"]) model.on("change:" + name, draw);
   drawChoices();
   draw();
 }
@@ -272,6 +303,7 @@ _CSS = """
 .contimg-grid-table tbody tr:hover { background: #f6f8fa; }
 .contimg-grid-table tbody tr.selected { background: #ddf4ff; }
 .contimg-grid-table td.missing { color: #8c959f; }
+.contimg-grid-table td.check, .contimg-grid-table th.check { width: 1.5em; padding-right: 0; }
 .contimg-grid-table td.num, .contimg-grid-table th.num { text-align: right; }
 .contimg-grid-table td.grade-good { color: #1a7f37; font-weight: 600; }
 .contimg-grid-table td.grade-warn { color: #9a6700; font-weight: 600; }
@@ -295,6 +327,8 @@ class Grid(anywidget.AnyWidget):
     opened = traitlets.Int(-1).tag(sync=True)
     open_count = traitlets.Int(0).tag(sync=True)
     loaded = traitlets.Bool(False).tag(sync=True)  # before the first page: no "no rows" line
+    checkable = traitlets.Bool(False).tag(sync=True)  # a check box per row, for acting on several at once
+    checked = traitlets.List(traitlets.Int()).tag(sync=True)  # the rows checked on this page
 
     def show_frame(self, frame: pd.DataFrame, names: Sequence[str]) -> None:
         """Show ``frame``'s ``names`` columns (those the user has hidden stay hidden); no row selected."""
@@ -309,6 +343,7 @@ class Grid(anywidget.AnyWidget):
             if [c["name"] for c in columns] != [c["name"] for c in self.columns]:
                 self.columns = columns
             self.selected = -1
+            self.checked = []
             self.cells = texts
             self.titles = titles
             self.loaded = True

@@ -44,6 +44,7 @@ class TableSpec:
     dates: bool = True
     label_column: str = "path"
     descending: bool = True  # the first order shown (newest first for most tabs)
+    sign_off: tuple[str, str] | None = None  # (target kind, key column): rows can be checked and signed off
 
 
 def html_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:
@@ -70,6 +71,15 @@ def html_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:
         '<div style="overflow:auto;max-height:480px"><table class="contimg-table" style="border-collapse:collapse;font-size:12px">'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
     )
+
+
+def checked_targets(
+    grid: Grid, frame: pd.DataFrame, sign_off: tuple[str, str] | None
+) -> list[tuple[str, Any]]:
+    if sign_off is None:
+        return []
+    kind, column = sign_off
+    return [(kind, frame[column].iloc[i]) for i in grid.checked if 0 <= i < len(frame)]
 
 
 class TableView(w.VBox):  # type: ignore[misc]
@@ -124,7 +134,11 @@ class TableView(w.VBox):  # type: ignore[misc]
         self.goto_button.on_click(lambda _b: self.goto(int(self.goto_box.value) - 1))
         self.label = w.Label(value="loading…")
         self.message = w.HTML()
-        self.grid = Grid(visible=list(spec.shown), sortable=sorted(set(spec.sorts.values())))
+        self.grid = Grid(
+            visible=list(spec.shown),
+            sortable=sorted(set(spec.sorts.values())),
+            checkable=spec.sign_off is not None,
+        )
         self.grid.add_class("contimg-page")
         self._sync_grid_sort()
         self.grid.observe(self._opened, names="open_count")
@@ -273,6 +287,13 @@ class TableView(w.VBox):  # type: ignore[misc]
         """The spec's columns first (shown at the start), then the page's others (for the column menu)."""
         present = [c for c in self.spec.shown if c in frame]
         return present + [str(c) for c in frame.columns if c not in present and c not in HIDDEN_COLUMNS]
+
+    def checked_targets(self) -> list[tuple[str, Any]]:
+        """The checked rows of this page as notes targets (none where the tab has no sign-off)."""
+        return checked_targets(self.grid, self.frame, self.spec.sign_off)
+
+    def after_sign_off(self) -> None:
+        self.grid.checked = []
 
     def open_row(self, index: int) -> None:
         """Open the page's row ``index`` (what a click or Enter on it does)."""
