@@ -21,7 +21,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = ROOT / "toolkit" / "blocking.py"
-TOP_LEVEL = ("stats", "last_night", "sql", "provenance")
+TOP_LEVEL = ("stats", "last_night", "data_version", "sql", "provenance")
 NAME = re.compile(r"\b([A-Za-z_][A-Za-z_0-9]*)(?:\.[A-Za-z_][A-Za-z_0-9]*)*")
 
 
@@ -156,7 +156,7 @@ def generate() -> str:
     top = [_method(name, getattr(client, name), "self._area", imports, home) for name in TOP_LEVEL]
     classes.append(
         "class BlockingClientCalls(BlockingArea):\n"
-        '    """The calls made on the client itself (``stats``, ``last_night``, ``sql``, ``provenance``), blocking."""\n\n'
+        '    """The calls made on the client itself (``stats``, ``last_night``, ``data_version``, ``sql``, ``provenance``), blocking."""\n\n'
         "    _area: AsyncClient\n\n" + "\n\n".join(top)
     )
     classes.append(

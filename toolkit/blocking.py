@@ -802,7 +802,7 @@ class BlockingNotes(BlockingArea):
 
 
 class BlockingClientCalls(BlockingArea):
-    """The calls made on the client itself (``stats``, ``last_night``, ``sql``, ``provenance``), blocking."""
+    """The calls made on the client itself (``stats``, ``last_night``, ``data_version``, ``sql``, ``provenance``), blocking."""
 
     _area: AsyncClient
 
@@ -815,6 +815,13 @@ class BlockingClientCalls(BlockingArea):
         there is no image yet), whenever that was. ``client.qa.images(**night.bounds)`` grades it.
         ``RecordNotFoundError`` on a site with neither."""
         return self._run(self._area.last_night())
+
+    def data_version(self) -> tuple[int, ...]:
+        """The change counters of the site's databases (products, calibration registry, ingest queue when
+        configured; SQLite's ``PRAGMA data_version``, on PostgreSQL the WAL position) and of the notes (the
+        newest event): a different value means something was written since. One small query each; live
+        views poll it and read again only when it moved."""
+        return self._run(self._area.data_version())
 
     def sql(
         self, query: str, params: Sequence[Any] | None = None, *, max_rows: int = 1000000

@@ -26,7 +26,7 @@ from .domains.queue import Queue
 from .domains.services import Services
 from .domains.sources import Sources
 from .domains.stats import stats as _stats
-from .errors import ValidationError
+from .errors import ToolkitError, ValidationError
 from .records import Night, Stats
 from .settings import Settings
 
@@ -102,6 +102,22 @@ class AsyncClient:
         if not cache.enabled:
             return await _stats(self._connections)
         return await cache.get_or_compute("stats()", lambda: _stats(self._connections))
+
+    async def data_version(self) -> tuple[int, ...]:
+        """The change counters of the site's databases (products, calibration registry, ingest queue when
+        configured; SQLite's ``PRAGMA data_version``, on PostgreSQL the WAL position) and of the notes (the
+        newest event): a different value means something was written since. One small query each; live
+        views poll it and read again only when it moved."""
+        await self._connections.products()
+        await self._connections.calibration()
+        if self.settings.queue_db is not None:
+            await self._connections.queue()
+        versions = await self._connections.data_versions()
+        try:
+            notes = await self._connections.notes().version()
+        except ToolkitError:  # unreadable notes: the views say so where they join them
+            notes = -1
+        return (*versions, -1 if notes is None else notes)
 
     async def last_night(self) -> Night:
         """The last night that has data: the UTC day of the newest image (of the newest MS observation when

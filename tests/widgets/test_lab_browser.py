@@ -228,6 +228,10 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
             await page.screenshot(path=str(artifacts / "lab-qa-tab.png"), full_page=False)
 
             assert await page.locator(".contimg-dashboard .contimg-grades").count() == 1
+            night = page.locator(".contimg-night").first
+            await night.locator(".contimg-night-image").first.wait_for(timeout=60_000)
+            await night.scroll_into_view_if_needed()
+            await page.screenshot(path=str(artifacts / "lab-night.png"), full_page=False)
             job_panel = page.locator(".contimg-job-panel").last
             log = job_panel.locator(".contimg-log")
             await log.wait_for(timeout=60_000)

@@ -352,3 +352,63 @@ async def test_the_browser_signs_off_checked_rows_in_one_batch_and_has_a_qa_tab(
         await browser.settled()
         assert isinstance(browser.panel, ImagePanel) and browser.panel.image.path == qa.frame["path"].iloc[1]
         browser.close()
+
+
+NIGHT_WRITER = """
+import sqlite3, sys
+conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+at = float(sys.argv[2])
+conn.execute("INSERT INTO images (path, type, created_at) VALUES ('/fresh/appended.image.fits', 'image', ?)", (at,))
+conn.execute(
+    "INSERT INTO jobs (type, status, ms_path, run_id, created_at, finished_at) "
+    "VALUES ('imaging', 'failed', '/fresh/appended.ms', 'job-appended-failure', ?, ?)",
+    (at, at + 60),
+)
+"""
+
+
+async def test_the_night_panel_follows_the_pipeline_and_redraws_only_what_changed(tmp_path: Path) -> None:
+    import sys
+    from datetime import UTC, datetime
+
+    from toolkit.widgets import NightPanel
+
+    site = build_demo_site(
+        tmp_path / "site", now=datetime(2026, 11, 30, 12, tzinfo=UTC)
+    )  # days before the clock
+    async with AsyncClient(**site.settings_kwargs()) as client:
+        night = await client.last_night()
+        panel = NightPanel(client, poll=0.2)
+        await until(lambda: panel.reads == 1)
+        assert f"night of {night.date:%Y-%m-%d}" in panel.title.value
+        newest = rows(site.products_db, "SELECT path FROM images ORDER BY created_at DESC LIMIT 1")[0][0]
+        assert f'data-path="{newest}"' in panel.parts["newest"].value
+        assert (
+            "contimg-bar" in panel.parts["ms_stages"].value
+            and "contimg-bar" in panel.parts["job_outcomes"].value
+        )
+        assert 'data-key="failed"' in panel.parts["job_outcomes"].value
+        await asyncio.sleep(1.0)  # five polls with nothing written: nothing read again
+        assert panel.reads == 1
+        drawn = dict(panel.redraws)
+
+        at = str(night.newest.timestamp() + 30)
+        writer = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", NIGHT_WRITER, str(site.products_db), at
+        )
+        assert await asyncio.wait_for(writer.wait(), timeout=60) == 0
+        await until(
+            lambda: (
+                'data-path="/fresh/appended.image.fits"' in panel.parts["newest"].value
+                and 'data-run-id="job-appended-failure"' in panel.parts["failed"].value
+            ),
+            seconds=20,
+        )
+        assert panel.reads == 2
+        assert panel.redraws["ms_stages"] == drawn["ms_stages"]  # no MS was written: not redrawn
+        assert (
+            panel.redraws["newest"] == drawn["newest"] + 1 and panel.redraws["failed"] == drawn["failed"] + 1
+        )
+        panel.close()
+        await asyncio.sleep(0.05)
+        assert panel.runner.running == 0

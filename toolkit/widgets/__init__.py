@@ -1,6 +1,7 @@
 """ipywidgets panels for browsing a pipeline site in JupyterLab.
 
-``Browser(client)`` (tabs of paged tables and a detail panel), ``Dashboard(client)``, and the panels on their
+``Browser(client)`` (tabs of paged tables and a detail panel), ``NightPanel(client)`` (the last night, live),
+``Dashboard(client)``, and the panels on their
 own: ``ImagePanel(client, image_id)``, ``MSPanel``, ``SourcePanel``, ``JobPanel`` (with a live log follow),
 ``CalTablePanel``. ``client`` is a ``Client`` or an ``AsyncClient``; callbacks never block the kernel.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from .browser import Browser
 from .dashboard import Dashboard
+from .night import NightPanel
 from .panels import CalTablePanel, ImagePanel, JobPanel, MSPanel, Panel, SourcePanel
 
 __all__ = [
@@ -18,6 +20,7 @@ __all__ = [
     "ImagePanel",
     "JobPanel",
     "MSPanel",
+    "NightPanel",
     "Panel",
     "SourcePanel",
 ]

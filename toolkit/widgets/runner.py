@@ -113,10 +113,11 @@ class Runner:
     def running(self) -> int:
         return sum(not t.done() for t in self._tasks)
 
-    async def settled(self) -> None:
-        """Wait until every started task has finished (tests use it; streams must be cancelled first)."""
-        while any(not t.done() for t in self._tasks):
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def settled(self, ignoring: asyncio.Task[Any] | None = None) -> None:
+        """Wait until every started task has finished (tests use it; streams must be cancelled first), but
+        ``ignoring`` (a timer that never ends)."""
+        while pending := [t for t in self._tasks if not t.done() and t is not ignoring]:
+            await asyncio.gather(*pending, return_exceptions=True)
 
     def cancel(self, task: asyncio.Task[Any] | None) -> None:
         if task is not None and not task.done():
