@@ -106,10 +106,11 @@ def newest_images(images: pd.DataFrame, thumbnails: Mapping[str, bytes | None]) 
 
 
 def _first_line(error: str, width: int = 160) -> str:
-    """The error's last line (a traceback ends with what went wrong), cut to ``width``; the rest on hover."""
+    """The error's last line (a traceback ends with what went wrong), its start and its end kept when it is
+    longer than ``width``; the whole error on hover."""
     lines = [line.strip() for line in error.strip().splitlines() if line.strip()]
     line = lines[-1] if lines else error
-    return line if len(line) <= width else line[: width - 1] + "…"
+    return line if len(line) <= width else f"{line[: width // 3]} … {line[-(width - width // 3 - 3) :]}"
 
 
 def failed_jobs(jobs: list[tuple[str, str]]) -> str:
