@@ -14,6 +14,7 @@ from typing import Any, NoReturn, TextIO
 
 import pandas as pd
 
+from .arguments import check_count
 from .domains.cal import CalFilters
 from .domains.images import ImageFilters
 from .domains.jobs import JobFilters
@@ -347,6 +348,58 @@ def _lab(ns: argparse.Namespace, out: TextIO) -> NoReturn:
     os.execve(jupyter, command, env)
 
 
+# The page `contimg dashboard` serves: one cell, its code hidden by Voila
+DASHBOARD_CELL = (
+    "from toolkit import Client\nfrom toolkit.widgets import NightPanel\n\nNightPanel(Client(), poll={poll})"
+)
+
+
+def dashboard_notebook(poll: int) -> dict[str, Any]:
+    cell: dict[str, Any] = {"cell_type": "code", "execution_count": None, "metadata": {}, "outputs": []}
+    return {
+        "cells": [{**cell, "source": DASHBOARD_CELL.format(poll=poll)}],
+        "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def _dashboard(ns: argparse.Namespace, out: TextIO) -> NoReturn:
+    """Serve the night view alone (Voila: no code, nothing to edit) for a control-room screen, with a token."""
+    import json
+    import os
+    import secrets
+    import shutil
+    import tempfile
+
+    from .demo import DemoSite
+
+    env = dict(os.environ)
+    if "PIPELINE_PRODUCTS_DB" not in env:  # nothing configured: the demo site, as `contimg lab` does
+        folder = Path(ns.folder)
+        if not DemoSite.existing(folder).products_db.exists():
+            _demo(ns, out)
+        env.update({k: str(Path(v).resolve()) for k, v in DemoSite.existing(folder).env.items()})
+        out.write(f"demo site: {folder.resolve()}\n")
+    voila = shutil.which("voila", path=str(Path(sys.executable).parent)) or shutil.which("voila")
+    if voila is None:
+        raise ConfigurationError(
+            "Voila is not installed here: run `make lab` or `pip install 'contimg-toolkit[lab]'`"
+        )
+    poll = check_count(ns.poll, "--poll", low=1, high=3600)
+    folder = Path(tempfile.mkdtemp(prefix="contimg-dashboard-"))
+    notebook = folder / "night.ipynb"
+    notebook.write_text(json.dumps(dashboard_notebook(poll)))
+    token = ns.token or secrets.token_hex(24)
+    command = [
+        voila, str(notebook), "--no-browser", f"--Voila.ip={ns.ip}", f"--port={ns.port}", f"--token={token}",
+        "--theme=light", "--show_tracebacks=False",
+    ]  # fmt: skip
+    out.write(f"the night view, every {poll} s: http://{ns.ip}:{ns.port}/?token={token}\n")
+    out.flush()
+    os.execve(voila, command, env)  # as `contimg lab`: signals reach the server itself
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="contimg", description="Explore a continuum-imaging pipeline's products."
@@ -368,6 +421,18 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--ip", default="127.0.0.1")
     lab.add_argument("--port", type=int, default=8888)
     lab.set_defaults(scale="small", schema="newer", now=None)  # the demo site it builds when missing
+
+    dash = sub.add_parser(
+        "dashboard", help="serve the last night, live, as a read-only web page for a control-room screen"
+    )
+    dash.add_argument(
+        "folder", nargs="?", default="demo-site", help="demo site used when nothing is configured"
+    )
+    dash.add_argument("--ip", default="127.0.0.1")
+    dash.add_argument("--port", type=int, default=8866)
+    dash.add_argument("--poll", type=int, default=10, help="seconds between checks for new data (1-3600)")
+    dash.add_argument("--token", help="the page's token (default: a new random one, printed with the URL)")
+    dash.set_defaults(scale="small", schema="newer", now=None)
 
     def listing(name: str, help_text: str) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text)
@@ -486,6 +551,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
             return 0
         if ns.command == "lab":
             _lab(ns, out)
+        if ns.command == "dashboard":
+            _dashboard(ns, out)
         if ns.command == "migrate":
             _migrate(ns, out)
             return 0

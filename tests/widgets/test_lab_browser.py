@@ -18,6 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from contextlib import closing
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -248,5 +249,77 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
                 ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
             ).count()
             assert errors == 0
+        finally:
+            await browser.close()
+
+
+@dataclass
+class Dashboard:
+    url: str
+    site: DemoSite
+    anonymous_status: int  # what the page answers without the token
+
+
+@pytest.fixture
+def dashboard(tmp_path: Path) -> Iterator[Dashboard]:
+    """`contimg dashboard` on a demo site that ended days ago, with nothing configured in the environment."""
+    import http.client
+
+    site = build_demo_site(tmp_path / "site", now=datetime(2026, 11, 30, 12, tzinfo=UTC))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(16)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("PIPELINE_", "CONTIMG_"))},
+        "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(tmp_path / "config"),
+        "JUPYTER_DATA_DIR": str(tmp_path / "data"),
+    }
+    command = [
+        sys.executable, "-m", "toolkit", "dashboard", str(tmp_path / "site"), "--port", str(port),
+        "--token", token, "--poll", "2",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/")
+                anonymous = conn.getresponse().status
+                conn.close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or process.poll() is not None:
+                    raise AssertionError("the dashboard did not start") from None
+                time.sleep(0.5)
+        yield Dashboard(f"http://127.0.0.1:{port}/?token={token}", site, anonymous)
+    finally:
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+async def test_contimg_dashboard_serves_the_night_with_a_token(dashboard: Dashboard) -> None:
+    from playwright.async_api import async_playwright
+
+    assert dashboard.anonymous_status in (302, 403)  # no token, no night
+    with closing(sqlite3.connect(f"file:{dashboard.site.products_db}?mode=ro", uri=True)) as conn:
+        (newest,) = conn.execute("SELECT MAX(created_at) FROM images").fetchone()
+    night = datetime.fromtimestamp(newest, UTC).strftime("%Y-%m-%d")
+    async with async_playwright() as p:
+        browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            await page.goto(dashboard.url)
+            panel = page.locator(".contimg-night").first
+            await panel.locator(".contimg-night-image").first.wait_for(timeout=120_000)
+            assert f"night of {night}" in await panel.inner_text()
+            assert await page.locator(".jp-InputArea, .CodeMirror, .cm-editor").count() == 0  # no code shown
+            await page.screenshot(path=str(_artifacts() / "dashboard.png"), full_page=False)
         finally:
             await browser.close()
