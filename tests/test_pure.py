@@ -391,3 +391,18 @@ def test_grid_cells_read_like_a_table() -> None:
         [["2026-12-04T12:10:00.img.image.fits", "1.000"], ["—", "—"]],
         [[path, ""], ["", ""]],
     )
+
+
+def test_scatter_picks_what_a_click_or_a_lasso_means() -> None:
+    from toolkit.widgets.scatter import PICK_RADIUS, density, inside, nearest, padded_view
+
+    xs, ys = [0.0, 1.0, 2.0, float("nan")], [0.0, 1.0, 2.0, 5.0]
+    view = padded_view(xs, ys, pad=0.0)
+    assert view == [0.0, 2.0, 0.0, 2.0]  # the NaN point does not stretch the view
+    assert nearest(xs, ys, [0.98, 1.03], view) == 1
+    assert nearest(xs, ys, [0.5, 1.5], view) is None  # nothing within the pick radius
+    assert nearest(xs, ys, [1.0 + 2 * PICK_RADIUS * 0.9, 1.0], view) == 1
+    assert inside(xs, ys, [[0.5, 0.5], [2.5, 0.5], [2.5, 2.5], [0.5, 2.5]]) == [1, 2]
+    assert inside(xs, ys, [[0, 0], [1, 1]]) == []  # two corners are not a lasso
+    grid = density(xs, ys, [0.0, 2.0, 0.0, 2.0])
+    assert sum(grid["counts"]) == 3 and len(grid["counts"]) == grid["nx"] * grid["ny"]

@@ -97,6 +97,17 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     assert leftovers == "", f"kernel processes left running: {leftovers}"
 
 
+def _pixel(
+    at: tuple[float, float], view: list[float], width: int = 560, height: int = 380
+) -> tuple[float, float]:
+    """Where a point in plot coordinates is on the Scatter's canvas (its margins: 62, 12, 10, 42)."""
+    x0, x1, y0, y1 = view
+    return (
+        62 + (at[0] - x0) / (x1 - x0) * (width - 62 - 12),
+        height - 42 - (at[1] - y0) / (y1 - y0) * (height - 10 - 42),
+    )
+
+
 def _artifacts() -> Path:
     folder = Path(os.environ.get("CONTIMG_TEST_ARTIFACTS", ROOT / "test-artifacts"))
     folder.mkdir(parents=True, exist_ok=True)
@@ -115,6 +126,20 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
         ]
     newest = ordered[0]
     artifacts = _artifacts()
+    import math
+
+    from toolkit import Client
+    from toolkit.widgets.scatter import padded_view
+
+    with Client(**lab.site.settings_kwargs()) as client:
+        result = client.sources.eta_v()
+    logs = result.metrics[(result.metrics["eta"] > 0) & (result.metrics["v"] > 0)]
+    etav_view = padded_view(logs["eta"].map(math.log10), logs["v"].map(math.log10))
+    best = result.candidates.sort_values("eta").iloc[-1]
+    candidate, n_candidates = str(best["source_id"]), len(result.candidates)
+    candidate_at = (math.log10(best["eta"]), math.log10(best["v"]))
+    cut = (math.log10(result.eta_cutoff), math.log10(result.v_cutoff))
+    etav_corner = [cut, (etav_view[1], cut[1]), (etav_view[1], etav_view[3]), (cut[0], etav_view[3])]
     async with async_playwright() as p:
         browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
@@ -138,6 +163,7 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
             grid = page.locator(".contimg-browser .contimg-grid").first
             first_row = grid.locator("tbody tr[data-row]").first
             await first_row.wait_for(timeout=90_000)
+            await first_row.scroll_into_view_if_needed()  # JupyterLab skips drawing cells out of view
             assert await page.locator(".contimg-detail").is_hidden()  # no room taken while nothing is open
             await page.screenshot(path=str(artifacts / "lab-browser.png"), full_page=True)
             # One row per line: a row is about one text line tall, however long its path
@@ -227,6 +253,31 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
             await qa_grid.locator("tbody tr[data-row]").first.wait_for(timeout=60_000)
             assert await qa_grid.locator('th[data-column="final_grade"]').count() == 1
             await page.screenshot(path=str(artifacts / "lab-qa-tab.png"), full_page=False)
+
+            # The eta-V plane: a click on a candidate opens its light curve; a lasso selects several.
+            etav = page.locator(".contimg-etav").first
+            canvas = etav.locator(".contimg-etav-plot canvas")
+            await canvas.wait_for(timeout=60_000)
+            await etav.locator("text=candidates in colour").wait_for(timeout=60_000)
+            await canvas.scroll_into_view_if_needed()
+            x, y = _pixel(candidate_at, etav_view)
+            await canvas.click(position={"x": x, "y": y})
+            curve = etav.locator(".contimg-source-panel .contimg-lightcurve canvas")
+            await curve.wait_for(timeout=60_000)
+            assert candidate in await etav.locator(".contimg-source-panel").first.inner_text()
+            box = await canvas.bounding_box()
+            assert box is not None
+            corners = [_pixel(c, etav_view) for c in etav_corner]
+            await page.mouse.move(box["x"] + corners[0][0], box["y"] + corners[0][1])
+            await page.mouse.down()
+            for cx, cy in [*corners[1:], corners[0]]:
+                await page.mouse.move(box["x"] + cx, box["y"] + cy, steps=8)
+            await page.mouse.up()
+            await etav.locator(".contimg-etav-selection", has_text=f"{n_candidates} selected").wait_for(
+                timeout=30_000
+            )
+            await etav.scroll_into_view_if_needed()
+            await page.screenshot(path=str(artifacts / "lab-etav.png"), full_page=False)
 
             assert await page.locator(".contimg-dashboard .contimg-grades").count() == 1
             night = page.locator(".contimg-night").first

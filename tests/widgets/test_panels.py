@@ -119,9 +119,11 @@ async def test_selecting_a_row_opens_its_panel_and_links_work(newer_client: Asyn
     source_panel = browser.panel
     assert isinstance(source_panel, SourcePanel)
     everything = source_panel.shown_points
-    low, high = source_panel.mjd_range.value
-    source_panel.mjd_range.value = (low, (low + high) / 2)
-    assert 0 < source_panel.shown_points < everything and source_panel.plot.value[:4] == b"\x89PNG"
+    assert everything == len(source_panel.curve) and len(source_panel.plot.x) == everything
+    x0, x1, y0, y1 = source_panel.plot.view
+    source_panel.plot.view = [x0, (x0 + x1) / 2, y0, y1]  # what a zoom on the first half sends
+    assert 0 < source_panel.shown_points < everything
+    assert all("QA " in label and "mJy" in label for label in source_panel.plot.labels)  # hover: image, grade
     browser.close()
 
 
@@ -412,3 +414,54 @@ async def test_the_night_panel_follows_the_pipeline_and_redraws_only_what_change
         panel.close()
         await asyncio.sleep(0.05)
         assert panel.runner.running == 0
+
+
+async def test_eta_v_panel_selects_by_click_and_lasso_and_opens_the_light_curve(
+    newer_client: AsyncClient,
+) -> None:
+    import math
+
+    from toolkit.widgets import EtaVPanel, SourcePanel
+
+    panel = EtaVPanel(newer_client)
+    await panel.settled()
+    result, metrics = panel.result, panel.metrics
+    assert result is not None and len(panel.plot.x) == len(metrics) and not panel.plot.density
+    candidates = sorted(result.candidates["source_id"])
+    assert candidates and len(panel.plot.lines) == 2  # the cut-offs, dashed
+
+    first = metrics.set_index("source_id").loc[candidates[0]]
+    panel.plot.click_at = [math.log10(first["eta"]), math.log10(first["v"])]  # what a click there sends
+    panel.plot.click_count += 1
+    await panel.settled()
+    assert panel.selection["source_id"].tolist() == [candidates[0]]
+    (detail,) = panel.detail.children
+    assert isinstance(detail, SourcePanel) and detail.ident == candidates[0]
+    assert len(detail.plot.x) == len(await newer_client.sources.lightcurve(candidates[0]))
+
+    x0, x1, y0, y1 = panel.plot.view
+    eta_cut, v_cut = math.log10(result.eta_cutoff), math.log10(result.v_cutoff)
+    panel.plot.lasso = [
+        [eta_cut, v_cut],
+        [x1, v_cut],
+        [x1, y1],
+        [eta_cut, y1],
+    ]  # the corner above both cut-offs
+    panel.plot.lasso_count += 1
+    await panel.settled()
+    assert sorted(panel.selection["source_id"]) == candidates  # above both cut-offs is what a candidate is
+    assert f"<b>{len(candidates)} selected</b>" in panel.table.value
+    panel.plot.click_at = [x0, y0]  # an empty corner: nothing
+    panel.plot.click_count += 1
+    await panel.settled()
+    assert panel.selection.empty and panel.detail.children == ()
+    panel.close()
+
+    dense = EtaVPanel(newer_client, density_above=10)  # as a site of 100,000 sources is drawn
+    await dense.settled()
+    plotted = sum(
+        1 for x, y in zip(dense.plot.x, dense.plot.y, strict=True) if x is not None and y is not None
+    )
+    finite = int(((metrics["eta"] > 0) & (metrics["v"] > 0)).sum())
+    assert sum(dense.plot.density["counts"]) == finite and len(dense.plot.x) == len(candidates) == plotted
+    dense.close()

@@ -12,17 +12,18 @@ import html
 import io
 import os
 from collections.abc import Callable, Mapping
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import ipywidgets as w
+import numpy as np
 import pandas as pd
 
-from .. import plots
 from ..client import AsyncClient
 from ..records import Record
 from .notes_box import NotesBox, Target
 from .runner import AnyClient, Runner
+from .scatter import Scatter, finite_or_none, nearest, padded_view
 
 Opener = Callable[[str, Any], None]  # ("ms" | "job" | "log" | "image" | ..., identifier)
 LOG_BUFFER_LINES = 5_000
@@ -252,44 +253,79 @@ class CalTablePanel(Panel):
 
 
 class SourcePanel(Panel):
+    """A source: its light curve (wheel to zoom; hover shows a point's image and that image's QA grade; a
+    click opens the image), details and notes."""
+
     kind = "source"
 
     def load(self) -> None:
-        async def work(api: AsyncClient) -> tuple[Any, pd.DataFrame]:
-            return await asyncio.gather(api.sources.get(self.ident), api.sources.lightcurve(self.ident))
-
-        def done(result: tuple[Any, pd.DataFrame]) -> None:
-            source, curve = result
-            self.source, self.curve = source, curve
-            self.plot = w.Image(format="png")
-            self.plot.add_class("contimg-lightcurve")
-            low, high = float(curve["mjd"].min()), float(curve["mjd"].max())
-            self.mjd_range = w.FloatRangeSlider(
-                value=(low, high),
-                min=low,
-                max=high + 1e-6,
-                step=max((high - low) / 200, 1e-4),
-                description="MJD",
-                readout_format=".3f",
-                layout=w.Layout(width="95%"),
+        async def work(api: AsyncClient) -> tuple[Any, pd.DataFrame, dict[str, str]]:
+            source, curve = await asyncio.gather(
+                api.sources.get(self.ident), api.sources.lightcurve(self.ident)
             )
-            self.mjd_range.observe(lambda _c: self.draw(), names="value")
+            grades: dict[str, str] = {}
+            if len(curve) and curve["measured_at"].notna().any():
+                # The images of these points, graded: bounded by the light curve's own time span
+                since = curve["measured_at"].min() - pd.Timedelta(days=1)
+                until = curve["measured_at"].max() + pd.Timedelta(days=1)
+                graded = await api.qa.images(since=since, until=until)
+                grades = dict(zip(graded["path"].astype(str), graded["final_grade"].astype(str), strict=True))
+            return source, curve, grades
+
+        def done(result: tuple[Any, pd.DataFrame, dict[str, str]]) -> None:
+            source, curve, grades = result
+            self.source, self.curve = source, curve
+            self.plot = lightcurve_plot(curve, grades)
+            self.plot.observe(self._clicked, names="click_count")
             self.body.children = (
                 self.plot,
-                self.mjd_range,
                 self.notes_box(("source", source.source_id)),
                 w.HTML(fields_html(source.to_dict(), skip=("images",))),
             )
-            self.draw()
             self.loaded(source)
 
         self.runner.start(work, done, self.show_error)
 
-    def draw(self) -> None:
-        low, high = self.mjd_range.value
-        shown = self.curve[(self.curve["mjd"] >= low) & (self.curve["mjd"] <= high)]
-        self.plot.value = plots.png(plots.plot_lightcurve(shown, title=str(self.ident)))
-        self.shown_points = len(shown)
+    @property
+    def shown_points(self) -> int:
+        """Points inside the plot's current view (what a zoom leaves on screen)."""
+        x0, x1, y0, y1 = self.plot.view
+        mjd, flux = self.curve["mjd"], self.curve["flux_jy"] * 1e3
+        return int(((mjd >= x0) & (mjd <= x1) & (flux >= y0) & (flux <= y1)).sum())
+
+    def _clicked(self, _change: Mapping[str, Any]) -> None:
+        mjd = self.curve["mjd"].to_numpy(dtype=float, na_value=np.nan)
+        flux = (self.curve["flux_jy"] * 1e3).to_numpy(dtype=float, na_value=np.nan)
+        hit = nearest(mjd, flux, self.plot.click_at, self.plot.view)
+        if hit is not None:
+            path = self.curve["image_path"].iloc[hit]
+            if pd.notna(path):
+                self.show("image", str(path))
+
+
+def lightcurve_plot(curve: pd.DataFrame, grades: Mapping[str, str]) -> Scatter:
+    """A light curve as an interactive plot: flux (mJy) against MJD, points coloured by their image's grade."""
+    flux = (curve["flux_jy"] * 1e3).to_numpy(dtype=float, na_value=np.nan)
+    mjd = curve["mjd"].to_numpy(dtype=float, na_value=np.nan)
+    paths = curve["image_path"].astype(str).tolist()
+    colours = {"good": "#1a7f37", "warn": "#bf8700", "fail": "#cf222e"}
+    view = padded_view(mjd, flux)
+    plot = Scatter(
+        x=finite_or_none(mjd),
+        y=finite_or_none(flux),
+        colours=[colours.get(grades.get(p, ""), "#0969da") for p in paths],
+        labels=[
+            f"MJD {m:.4f} · {f:.2f} mJy · {PurePosixPath(p).name} · QA {grades.get(p, 'unknown')}"
+            for m, f, p in zip(mjd, flux, paths, strict=True)
+        ],
+        view=view,
+        home=view,
+        x_label="MJD",
+        y_label="flux (mJy)",
+        height=300,
+    )
+    plot.add_class("contimg-lightcurve")
+    return plot
 
 
 class JobPanel(Panel):

@@ -53,14 +53,11 @@ def html_table(frame: pd.DataFrame, columns: Sequence[str]) -> str:
 
     def cell(column: str, value: Any) -> str:
         if value is None or (not isinstance(value, str) and pd.isna(value)):
-            return '<td style="color:#8c959f">—</td>'
+            return '<td style="padding:1px 6px;color:#8c959f">—</td>'
         text = f"{value:.5g}" if isinstance(value, float) else str(value)
-        style = (
-            f' style="color:{colours[text]};font-weight:600"'
-            if column.endswith("grade") and text in colours
-            else ""
-        )
-        return f"<td{style}>{html.escape(text)}</td>"
+        graded = column.endswith("grade") and text in colours
+        style = f"padding:1px 6px;color:{colours[text]};font-weight:600" if graded else "padding:1px 6px"
+        return f'<td style="{style}">{html.escape(text)}</td>'
 
     head = "".join(f"<th>{html.escape(c)}</th>" for c in columns)
     body = "".join(
