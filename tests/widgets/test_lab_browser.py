@@ -26,6 +26,7 @@ import pytest
 from toolkit.demo import DemoSite, build_demo_site
 
 from ..conftest import CHROMIUM_ARGS, chromium_path
+from .writes import NIGHT_WRITER
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 
@@ -284,6 +285,21 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
             await night.locator(".contimg-night-image").first.wait_for(timeout=60_000)
             await night.scroll_into_view_if_needed()
             await page.screenshot(path=str(artifacts / "lab-night.png"), full_page=False)
+            # The night view follows the pipeline: an image and a failed job written now appear without a reload.
+            with closing(sqlite3.connect(f"file:{lab.site.products_db}?mode=ro", uri=True)) as conn:
+                (latest,) = conn.execute("SELECT MAX(created_at) FROM images").fetchone()
+            writer = await asyncio.create_subprocess_exec(
+                sys.executable, "-c", NIGHT_WRITER, str(lab.site.products_db), str(latest + 30)
+            )
+            assert await asyncio.wait_for(writer.wait(), timeout=60) == 0
+            await night.locator('.contimg-night-image[data-path="/fresh/appended.image.fits"]').wait_for(
+                timeout=60_000
+            )
+            await night.locator('.contimg-night-failed[data-run-id="job-appended-failure"]').wait_for(
+                timeout=30_000
+            )
+            await night.scroll_into_view_if_needed()
+            await page.screenshot(path=str(artifacts / "lab-night-updated.png"), full_page=False)
             job_panel = page.locator(".contimg-job-panel").last
             log = job_panel.locator(".contimg-log")
             await log.wait_for(timeout=60_000)

@@ -17,6 +17,8 @@ from toolkit.demo import DemoSite, build_demo_site
 from toolkit.widgets import Browser, Dashboard, ImagePanel, JobPanel, MSPanel, SourcePanel
 from toolkit.widgets.panels import thumbnail
 
+from .writes import NIGHT_WRITER
+
 
 def rows(path: Path, sql: str, *params: Any) -> list[tuple[Any, ...]]:
     with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as conn:
@@ -356,19 +358,6 @@ async def test_the_browser_signs_off_checked_rows_in_one_batch_and_has_a_qa_tab(
         browser.close()
 
 
-NIGHT_WRITER = """
-import sqlite3, sys
-conn = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
-at = float(sys.argv[2])
-conn.execute("INSERT INTO images (path, type, created_at) VALUES ('/fresh/appended.image.fits', 'image', ?)", (at,))
-conn.execute(
-    "INSERT INTO jobs (type, status, ms_path, run_id, created_at, finished_at) "
-    "VALUES ('imaging', 'failed', '/fresh/appended.ms', 'job-appended-failure', ?, ?)",
-    (at, at + 60),
-)
-"""
-
-
 async def test_the_night_panel_follows_the_pipeline_and_redraws_only_what_changed(tmp_path: Path) -> None:
     import sys
     from datetime import UTC, datetime
@@ -465,3 +454,33 @@ async def test_eta_v_panel_selects_by_click_and_lasso_and_opens_the_light_curve(
     finite = int(((metrics["eta"] > 0) & (metrics["v"] > 0)).sum())
     assert sum(dense.plot.density["counts"]) == finite and len(dense.plot.x) == len(candidates) == plotted
     dense.close()
+
+
+async def test_the_sky_view_opens_the_source_or_image_clicked(
+    newer_client: AsyncClient, site: DemoSite
+) -> None:
+    from toolkit.widgets import SkyPanel
+
+    sky = SkyPanel(newer_client)
+    await sky.settled()
+    sources = await newer_client.sources.list()
+    images = (await newer_client.images.list()).dropna(subset=["center_ra_deg"])
+    assert len(sky.points) == len(sources) + len(images) and len(sky.plot.x) == len(sky.points)
+    assert sky.plot.view[0] > sky.plot.view[1]  # RA grows to the left
+    source = sources.iloc[len(sources) // 2]
+    sky.plot.click_at = [float(source["ra_deg"]), float(source["dec_deg"])]
+    sky.plot.click_count += 1
+    await sky.settled()
+    assert isinstance(sky.panel, SourcePanel) and sky.panel.ident == source["source_id"]
+    image = images.iloc[0]
+    near = sky.points.assign(
+        d=(sky.points["ra_deg"] - image["center_ra_deg"]) ** 2
+        + (sky.points["dec_deg"] - image["center_dec_deg"]) ** 2
+    ).sort_values("d")
+    sky.plot.click_at = [float(image["center_ra_deg"]), float(image["center_dec_deg"])]
+    sky.plot.click_count += 1
+    await sky.settled()
+    expected = near.iloc[0]  # the nearest point there: that image, or a source on top of it
+    kind = ImagePanel if expected["kind"] == "image" else SourcePanel
+    assert isinstance(sky.panel, kind) and str(sky.panel.ident) == expected["ident"]
+    sky.close()

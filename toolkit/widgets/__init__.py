@@ -1,6 +1,6 @@
 """ipywidgets panels for browsing a pipeline site in JupyterLab.
 
-``Browser(client)`` (tabs of paged tables and a detail panel), ``NightPanel(client)`` (the last night, live), ``EtaVPanel(client)`` (the η–V plane, linked to light curves),
+``Browser(client)`` (tabs of paged tables and a detail panel), ``NightPanel(client)`` (the last night, live), ``EtaVPanel(client)`` (the η–V plane, linked to light curves), ``SkyPanel(client)`` (sources and image centres),
 ``Dashboard(client)``, and the panels on their
 own: ``ImagePanel(client, image_id)``, ``MSPanel``, ``SourcePanel``, ``JobPanel`` (with a live log follow),
 ``CalTablePanel``. ``client`` is a ``Client`` or an ``AsyncClient``; callbacks never block the kernel.
@@ -13,6 +13,7 @@ from .dashboard import Dashboard
 from .etav import EtaVPanel
 from .night import NightPanel
 from .panels import CalTablePanel, ImagePanel, JobPanel, MSPanel, Panel, SourcePanel
+from .sky import SkyPanel
 
 __all__ = [
     "Browser",
@@ -24,5 +25,6 @@ __all__ = [
     "MSPanel",
     "NightPanel",
     "Panel",
+    "SkyPanel",
     "SourcePanel",
 ]

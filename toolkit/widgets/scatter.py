@@ -161,7 +161,8 @@ function render({ model, el }) {
     ctx.restore();
     ctx.strokeStyle = "#8c959f"; ctx.strokeRect(M.l, M.t, W - M.l - M.r, H - M.t - M.b);
     ctx.fillStyle = "#57606a"; ctx.font = "11px sans-serif"; ctx.textAlign = "center";
-    const xt = ticks(x0, x1, 6), yt = ticks(y0, y1, 5);
+    // A view may run backwards (RA grows to the left on the sky)
+    const xt = ticks(Math.min(x0, x1), Math.max(x0, x1), 6), yt = ticks(Math.min(y0, y1), Math.max(y0, y1), 5);
     for (const v of xt) { const [px] = toPx(v, 0); ctx.fillText(label(v, model.get("x_log"), xt.step), px, H - M.b + 14); }
     ctx.textAlign = "right";
     for (const v of yt) { const [, py] = toPx(0, v); ctx.fillText(label(v, model.get("y_log"), yt.step), M.l - 4, py + 4); }
