@@ -393,8 +393,11 @@ def _dashboard(ns: argparse.Namespace, out: TextIO) -> NoReturn:
     token = ns.token or secrets.token_hex(24)
     command = [
         voila, str(notebook), "--no-browser", f"--Voila.ip={ns.ip}", f"--port={ns.port}", f"--token={token}",
-        "--theme=light", "--show_tracebacks=False",
+        "--theme=light", "--show_tracebacks=False", "--template=contimg",
     ]  # fmt: skip
+    # Our template (toolkit/share/voila/templates/contimg) is found on the Jupyter data path
+    share = str(Path(__file__).resolve().parent / "share")
+    env["JUPYTER_PATH"] = os.pathsep.join(p for p in (share, env.get("JUPYTER_PATH", "")) if p)
     out.write(f"the night view, every {poll} s: http://{ns.ip}:{ns.port}/?token={token}\n")
     out.flush()
     os.execve(voila, command, env)  # as `contimg lab`: signals reach the server itself

@@ -98,6 +98,11 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
     assert leftovers == "", f"kernel processes left running: {leftovers}"
 
 
+def _offsite(urls: list[str]) -> list[str]:
+    """The requests that left this machine (the panels must work offline)."""
+    return [u for u in urls if not u.startswith(("http://127.0.0.1", "ws://127.0.0.1", "data:", "blob:"))]
+
+
 def _pixel(
     at: tuple[float, float], view: list[float], width: int = 560, height: int = 380
 ) -> tuple[float, float]:
@@ -155,6 +160,8 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
                 ws.on("framereceived", frame)  # type: ignore[attr-defined]
 
             page.on("websocket", watch)
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
             await page.goto(lab.url)
             # The toolbar says "idle" before a kernel is connected; the kernel's own reply says it is ready.
             await asyncio.wait_for(kernel_ready.wait(), timeout=90)
@@ -316,6 +323,9 @@ async def test_panels_in_jupyterlab(lab: Lab) -> None:
                 ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
             ).count()
             assert errors == 0
+            assert (
+                _offsite(requested) == []
+            )  # everything, the widgets' JavaScript included, came from the server
         finally:
             await browser.close()
 
@@ -382,11 +392,14 @@ async def test_contimg_dashboard_serves_the_night_with_a_token(dashboard: Dashbo
         browser = await p.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
         try:
             page = await browser.new_page(viewport={"width": 1400, "height": 1000})
+            requested: list[str] = []
+            page.on("request", lambda request: requested.append(request.url))
             await page.goto(dashboard.url)
             panel = page.locator(".contimg-night").first
             await panel.locator(".contimg-night-image").first.wait_for(timeout=120_000)
             assert f"night of {night}" in await panel.inner_text()
             assert await page.locator(".jp-InputArea, .CodeMirror, .cm-editor").count() == 0  # no code shown
             await page.screenshot(path=str(_artifacts() / "dashboard.png"), full_page=False)
+            assert _offsite(requested) == []
         finally:
             await browser.close()
