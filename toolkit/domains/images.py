@@ -131,8 +131,7 @@ class Images:
         """
         filters = ImageFilters(type=type, ms_path=ms_path, since=since, until=until, search=search, tag=tag)
         filters = await notes_read.resolve(self._connections, filters)
-        frame = await self._list(filters, limit, offset)
-        return await notes_read.annotate(self._connections, frame, NOTES)
+        return await notes_read.annotated(self._connections, self._list(filters, limit, offset), NOTES)
 
     @cached("images:list")
     async def _list(self, filters: ImageFilters, limit: int | None, offset: int) -> pd.DataFrame:

@@ -183,8 +183,7 @@ class Jobs:
         shows them.
         """
         filters = JobFilters(status=status, since=since, until=until, search=search)
-        frame = await self._list(filters, limit, offset)
-        return await notes_read.annotate(self._connections, frame, NOTES)
+        return await notes_read.annotated(self._connections, self._list(filters, limit, offset), NOTES)
 
     @cached("jobs:list")
     async def _list(self, filters: JobFilters, limit: int | None, offset: int) -> pd.DataFrame:

@@ -133,8 +133,7 @@ class MeasurementSets:
         that text.
         """
         filters = MSFilters(stage=stage, status=status, since=since, until=until, search=search)
-        frame = await self._list(filters, limit, offset)
-        return await notes_read.annotate(self._connections, frame, NOTES)
+        return await notes_read.annotated(self._connections, self._list(filters, limit, offset), NOTES)
 
     @cached("ms:list")
     async def _list(self, filters: MSFilters, limit: int | None, offset: int) -> pd.DataFrame:

@@ -227,8 +227,7 @@ class Sources:
         """
         filters = SourceFilters(min_detections=min_detections, search=search, label=label)
         filters = await notes_read.resolve(self._connections, filters)
-        frame = await self._list(filters, limit, offset)
-        return await notes_read.annotate(self._connections, frame, NOTES)
+        return await notes_read.annotated(self._connections, self._list(filters, limit, offset), NOTES)
 
     @cached("sources:list")
     async def _list(self, filters: SourceFilters, limit: int | None, offset: int) -> pd.DataFrame:

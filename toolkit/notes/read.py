@@ -9,9 +9,10 @@ client.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -108,6 +109,15 @@ SIGN_OFF_COLUMNS = ("signoff_grade", "signoff_by", "signoff_at", "signoff_reason
 async def annotate(connections: Connections, frame: pd.DataFrame, join: NotesJoin) -> pd.DataFrame:
     """``frame`` with the annotation columns of its targets."""
     found = await summary(connections, join.kind) if len(frame) else None  # no rows: nothing to ask
+    return attach(frame, found, join.key_column, join.columns)
+
+
+async def annotated(
+    connections: Connections, reading: Awaitable[pd.DataFrame], join: NotesJoin
+) -> pd.DataFrame:
+    """What ``reading`` returns with the annotation columns: the listing and the notes are read at once, so
+    the notes cost no extra wait."""
+    frame, found = await asyncio.gather(reading, summary(connections, join.kind))
     return attach(frame, found, join.key_column, join.columns)
 
 
