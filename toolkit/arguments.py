@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -14,6 +14,17 @@ from .errors import ValidationError
 from .mjd import unix_to_mjd
 
 TimeLike = datetime | date | str | pd.Timestamp
+
+
+class HasMJD(Protocol):
+    """An astropy ``Time`` as the toolkit reads it (astropy is not imported to check for one)."""
+
+    @property
+    def mjd(self) -> Any: ...
+
+
+# A moment for MJD bounds: an MJD number, a TimeLike, or an astropy Time.
+EpochLike = float | TimeLike | HasMJD
 # Integers the databases store (SQLite and PostgreSQL bigint): anything larger cannot name a row.
 MAX_INT64 = 2**63 - 1
 # Dates are pandas nanosecond timestamps: this is the range they can hold.
@@ -62,6 +73,33 @@ def to_unix(value: TimeLike | None, name: str) -> float | None:
 
 def to_mjd(value: TimeLike | None, name: str) -> float | None:
     return unix_to_mjd(to_unix(value, name))
+
+
+def epoch_mjd(value: Any, name: str) -> float | None:
+    """A moment as an MJD: a number is an MJD already; a datetime, date, pandas Timestamp or ISO-8601 string
+    is converted (naive values are UTC); an astropy ``Time`` gives its ``.mjd``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ValidationError(f"{name} must be an MJD, a datetime, an ISO-8601 string or an astropy Time")
+    if isinstance(value, int | float):
+        return check_number(value, name)
+    if not isinstance(value, datetime | date | str | pd.Timestamp) and hasattr(value, "mjd"):
+        # astropy Time, read by duck type so astropy is imported only by callers who use it
+        if getattr(value, "isscalar", True) is not True:
+            raise ValidationError(f"{name} must be one moment, not an array of {len(value)} times")
+        return check_number(float(value.mjd), name)
+    return to_mjd(value, name)
+
+
+def check_epoch_range(
+    start: Any, end: Any, names: tuple[str, str] = ("start", "end")
+) -> tuple[float | None, float | None]:
+    """``start``/``end`` (anything :func:`epoch_mjd` reads) -> MJDs, refusing a range that ends before it starts."""
+    first, last = epoch_mjd(start, names[0]), epoch_mjd(end, names[1])
+    if first is not None and last is not None and last < first:
+        raise ValidationError(f"{names[1]} ({end}) is before {names[0]} ({start})")
+    return first, last
 
 
 def check_time_range(since: TimeLike | None, until: TimeLike | None) -> tuple[float | None, float | None]:

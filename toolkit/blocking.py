@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from . import science
-    from .arguments import TimeLike
+    from .arguments import EpochLike, TimeLike
     from .client import AsyncClient
     from .domains.cal import CalFilters, CalTables
     from .domains.images import ImageFilters, Images
@@ -57,7 +57,8 @@ class BlockingImages(BlockingArea):
     _area: Images
 
     def get(self, id_or_path: int | str) -> Image:
-        """One image by id or path; ``RecordNotFoundError`` when there is none."""
+        """One image by id or path (``"123"``, a string of digits, is the id 123); ``RecordNotFoundError``
+        when there is none."""
         return self._run(self._area.get(id_or_path))
 
     def list(
@@ -240,11 +241,23 @@ class BlockingSources(BlockingArea):
         return self._run(self._area.get(source_id))
 
     def lightcurve(
-        self, source_id: str, *, start_mjd: float | None = None, end_mjd: float | None = None
+        self,
+        source_id: str,
+        *,
+        start: EpochLike | None = None,
+        end: EpochLike | None = None,
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
     ) -> pd.DataFrame:
         """A source's photometry ordered by MJD. ``flux_jy``/``flux_err_jy`` fall back to the peak values
-        where the integrated flux is missing; ``flux_from_peak`` marks those rows."""
-        return self._run(self._area.lightcurve(source_id, start_mjd=start_mjd, end_mjd=end_mjd))
+        where the integrated flux is missing; ``flux_from_peak`` marks those rows.
+
+        ``start``/``end`` bound the MJD, inclusive: an MJD (a number), a datetime, an ISO-8601 string
+        (``"2026-11-30"``, UTC) or an astropy ``Time``. ``start_mjd``/``end_mjd`` are the older names for
+        MJD bounds; give one of each pair."""
+        return self._run(
+            self._area.lightcurve(source_id, start=start, end=end, start_mjd=start_mjd, end_mjd=end_mjd)
+        )
 
     def list(
         self,
@@ -331,13 +344,23 @@ class BlockingSources(BlockingArea):
         min_measurements: int = 2,
         start_mjd: float | None = None,
         end_mjd: float | None = None,
+        source_ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Per source: n, mean / weighted-mean / max / min flux, eta, V, and the largest |Vs| and |m| over its
-        epoch pairs (definitions and edge cases: :mod:`toolkit.science`). ``flux`` is ``flux_jy``,
-        ``peak_jyb`` or ``normalized_flux_jy``, each with its own error column."""
+        """Per source: n, mean / weighted-mean / max / min flux, ``std_flux_jy``, eta, V, ``chi2``,
+        ``chi2_reduced``, the largest |Vs| and |m| over its epoch pairs, and ``is_variable``.
+
+        Definitions (:mod:`toolkit.science`): with weights w = 1/err^2, chi2 = sum w (f - weighted mean)^2
+        and chi2_reduced = chi2 / (N - 1) over the N measurements with an error, which is eta; V = std(f) / mean(f); ``is_variable`` is the
+        pipeline API's flag, V > 0.1. ``flux`` is ``flux_jy``, ``peak_jyb`` or ``normalized_flux_jy``, each
+        with its own error column. ``source_ids`` computes those sources only, in the same one query; an id
+        with no photometry raises ``RecordNotFoundError``."""
         return self._run(
             self._area.variability(
-                flux=flux, min_measurements=min_measurements, start_mjd=start_mjd, end_mjd=end_mjd
+                flux=flux,
+                min_measurements=min_measurements,
+                start_mjd=start_mjd,
+                end_mjd=end_mjd,
+                source_ids=source_ids,
             )
         )
 
@@ -518,6 +541,12 @@ class BlockingLogs(BlockingArea):
     def head(self, run_id: str, n: int = 100) -> LogLines:
         """The first ``n`` lines."""
         return self._run(self._area.head(run_id, n))
+
+    def read(self, run_id: str, *, max_bytes: int = 16777216) -> LogLines:
+        """The whole log, every line. A log above ``max_bytes`` (16 MiB unless given; at most 1 GiB) raises
+        ``ValidationError``: read its end with :meth:`tail`, search it with :meth:`grep` or parse it with
+        :meth:`frame`, which do not hold the raw text."""
+        return self._run(self._area.read(run_id, max_bytes=max_bytes))
 
     def summary(self, run_id: str) -> LogSummary:
         """Counts per level, first and last timestamp, and the first error with its traceback."""
@@ -807,7 +836,8 @@ class BlockingClientCalls(BlockingArea):
     _area: AsyncClient
 
     def stats(self) -> Stats:
-        """Dashboard counts: MS by stage, images, photometry rows, sources, jobs by status, cal tables."""
+        """Dashboard counts: MS by stage (an MS with no stage yet counts as "pending"), images, photometry rows,
+        sources, jobs by status, cal tables; ``generated_at`` is when they were read (UTC)."""
         return self._run(self._area.stats())
 
     def last_night(self) -> Night:

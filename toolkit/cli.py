@@ -1,12 +1,14 @@
 """``contimg``: the command line. Thin: parse, call the blocking client, format.
 
-Exit codes: 0 success, 1 a toolkit error (one line on stderr; ``--debug`` shows the traceback), 2 a usage
-error (argparse's own).
+Exit codes: 0 success, 1 a toolkit error (one line on stderr, or with ``--format json`` one JSON object
+``{"error": {"code": ..., "type": ..., "message": ...}}``; ``--debug`` shows the traceback), 2 a usage error
+(argparse's own).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -77,6 +79,11 @@ def _logs_tail(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
             out.flush()
         return
     for line in client.logs.tail(ns.run_id, n=ns.n).lines:
+        out.write(line + "\n")
+
+
+def _logs_read(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    for line in client.logs.read(ns.run_id, max_bytes=ns.max_bytes).lines:
         out.write(line + "\n")
 
 
@@ -505,6 +512,9 @@ def _parser() -> argparse.ArgumentParser:
     tail.add_argument("run_id")
     tail.add_argument("-n", type=int, default=20)
     tail.add_argument("-f", "--follow", action="store_true", help="keep printing new lines (Ctrl-C stops)")
+    read = logs_sub.add_parser("read", help="a job's whole log (refused above --max-bytes)")
+    read.add_argument("run_id")
+    read.add_argument("--max-bytes", type=int, default=16 * 1024 * 1024, help="default 16 MiB")
     grep = logs_sub.add_parser("grep", help="search a job's log")
     grep.add_argument("run_id")
     grep.add_argument("pattern")
@@ -542,7 +552,7 @@ def _handler(ns: argparse.Namespace) -> Handler:
         return _queue
     if ns.command == "services":
         return _services
-    return _logs_tail if ns.logs_command == "tail" else _logs_grep
+    return {"tail": _logs_tail, "read": _logs_read}.get(ns.logs_command, _logs_grep)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -565,7 +575,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     except ToolkitError as exc:
         if ns.debug:
             raise
-        print(f"contimg: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if getattr(ns, "format", None) == "json":  # scripts read the code, not the wording
+            print(json.dumps({"error": exc.to_dict()}, default=str), file=sys.stderr)
+        else:
+            print(f"contimg: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

@@ -97,7 +97,8 @@ class AsyncClient:
         return self._connections.closed
 
     async def stats(self) -> Stats:
-        """Dashboard counts: MS by stage, images, photometry rows, sources, jobs by status, cal tables."""
+        """Dashboard counts: MS by stage (an MS with no stage yet counts as "pending"), images, photometry rows,
+        sources, jobs by status, cal tables; ``generated_at`` is when they were read (UTC)."""
         cache = self._connections.cache
         if not cache.enabled:
             return await _stats(self._connections)

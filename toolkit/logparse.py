@@ -79,6 +79,14 @@ def _split_complete(data: bytes) -> tuple[list[bytes], bytes]:
     return parts[:-1], parts[-1]
 
 
+def all_lines(data: bytes) -> list[str]:
+    """Every line of a whole log's bytes; a last line without its newline is kept."""
+    lines, fragment = _split_complete(data)
+    if fragment:
+        lines.append(fragment)
+    return [_decode(line) for line in lines]
+
+
 def tail_lines(handle: BinaryIO, n: int, size: int) -> list[str]:
     """The last ``n`` complete lines, reading backwards from ``size`` in blocks: cost grows with n, not the file."""
     if n <= 0 or size == 0:

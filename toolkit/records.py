@@ -276,6 +276,8 @@ class Stats(Record):
     jobs_by_status: dict[str, int]
     cal_tables_total: int
     recent_images: pd.DataFrame = field(repr=False, compare=False, default_factory=pd.DataFrame)
+    # when the counts were read (UTC): a notebook's output says how old its numbers are
+    generated_at: datetime | None = field(default=None, compare=False)
 
     def title(self) -> str:
         return "Pipeline statistics"

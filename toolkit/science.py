@@ -4,6 +4,9 @@ Definitions follow ASKAP VAST's vast-tools. For a source with N measurements f_i
 w_i = 1/s_i^2 (<x> the mean over the N measurements):
 
 - eta = N/(N-1) * (<w f^2> - <w f>^2 / <w>);  V = std(f, ddof=1) / mean(f);  one measurement: eta = V = 0.
+- chi2 = sum w_i (f_i - weighted mean)^2, so eta is chi2 / (N_w - 1) (N_w: the measurements with a usable
+  error), the reduced chi^2 about a constant flux;
+  ``is_variable`` is V > 0.1, the pipeline API's flag.
 - for a pair of epochs a, b (a the earlier): Vs = (f_a - f_b) / sqrt(s_a^2 + s_b^2), m = 2 (f_a - f_b) / (f_a + f_b).
 
 Edge cases, chosen so that nothing crashes and nothing is a silent inf:
@@ -37,6 +40,8 @@ if TYPE_CHECKING:
 PAIR_BLOCK_ELEMENTS = 1_000_000
 VS_DEFAULT = 4.3
 M_DEFAULT = 0.26
+# The pipeline API's is_variable: V (fractional variability, std / mean) above 0.1.
+IS_VARIABLE_V = 0.1
 
 
 # ------------------------------------------------------------------------------ shaping the input
@@ -96,12 +101,13 @@ def _per_source(d: _Sorted) -> pd.DataFrame:
         # nearly constant fluxes (hypothesis found V = 2e-8 where the truth is 1e-16).
         wmean = np.where(sw > 0, total(w * f) / np.where(sw > 0, sw, 1.0), np.nan)
         # <w f^2> - <w f>^2 / <w> = (1/N) sum w (f - weighted mean)^2, so eta = sum w (f - wmean)^2 / (N - 1)
-        eta = total(w * (f - np.nan_to_num(wmean)[d.code]) ** 2) / (nw - 1)
-        eta = np.where(nw == 1, 0.0, np.where(nw == 0, np.nan, eta))
+        chi2 = total(w * (f - np.nan_to_num(wmean)[d.code]) ** 2)
+        chi2 = np.where(nw == 0, np.nan, chi2)
+        eta = np.where(nw == 1, 0.0, chi2 / (nw - 1))
         mean = total(f) / n
         var = total((f - mean[d.code]) ** 2) / (n - 1)
-        v = np.sqrt(var) / mean
-        v = np.where(n == 1, 0.0, np.where(mean == 0, np.nan, v))
+        std = np.where(n == 1, 0.0, np.sqrt(var))
+        v = np.where(n == 1, 0.0, np.where(mean == 0, np.nan, std / mean))
     maxf = np.full(k, -np.inf)
     np.maximum.at(maxf, d.code, f)
     minf = np.full(k, np.inf)
@@ -114,8 +120,11 @@ def _per_source(d: _Sorted) -> pd.DataFrame:
             "weighted_mean_flux": wmean,
             "max_flux": maxf,
             "min_flux": minf,
+            "std_flux_jy": std,
             "eta": eta,
             "v": v,
+            "chi2": chi2,
+            "chi2_reduced": eta,
         }
     )
 
@@ -208,8 +217,10 @@ def variability(
     err: str = "flux_err_jy",
     min_measurements: int = 2,
 ) -> pd.DataFrame:
-    """Per source: n, mean / weighted mean / max / min flux, eta, V, and the largest |Vs| and |m| over its
-    epoch pairs (0 for a source with one measurement). Sorted by source id."""
+    """Per source: n, mean / weighted mean / max / min flux, ``std_flux_jy`` (ddof=1), eta, V, ``chi2``
+    (sum of w (f - weighted mean)^2), ``chi2_reduced`` (chi2 / (N_w - 1), N_w the measurements with an error: eta), the largest |Vs| and
+    |m| over its epoch pairs (0 for a source with one measurement), and ``is_variable``: V > 0.1, the
+    pipeline API's flag. Sorted by source id."""
     d = _sorted(frame, source, flux, err)
     out = _per_source(d)
     vs_max = np.zeros(len(d.names))
@@ -221,6 +232,8 @@ def variability(
     m_max[single] = 0.0
     out["vs_max_abs"] = vs_max
     out["m_max_abs"] = m_max
+    with np.errstate(invalid="ignore"):
+        out["is_variable"] = np.nan_to_num(out["v"].to_numpy(), nan=0.0) > IS_VARIABLE_V
     return out[out["n"] >= min_measurements].reset_index(drop=True)
 
 

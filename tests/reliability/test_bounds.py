@@ -237,6 +237,7 @@ async def test_a_stopped_bulk_read_stops_reading(site: DemoSite, stop: str) -> N
         (lambda c: c.queue.list(state=5), "state must be"),
         (lambda c: c.images.list(limit=10**30), "limit must be"),
         (lambda c: c.images.get(2**70), "64-bit"),
+        (lambda c: c.images.get("9" * 40), "64-bit"),
         (lambda c: c.sql("SELECT ?", [2**70]), "64-bit"),
         (lambda c: c.provenance(2**70), "64-bit"),
         (lambda c: c.sql("SELECT 1", max_rows=0), "max_rows"),

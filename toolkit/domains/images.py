@@ -91,13 +91,23 @@ LISTING = Listing(
 )
 
 
-def filter_one_image(q: Select, id_or_path: int | str) -> Select:
-    """Narrow ``q`` (images aliased ``i``) to one image, named by integer id or path."""
+def image_ident(id_or_path: int | str) -> int | str:
+    """An image's id or path as given: a string of ASCII digits is an id (as the pipeline's API read
+    ``/images/123``), anything else a path."""
     if isinstance(id_or_path, bool) or not isinstance(id_or_path, int | str):
         raise ValidationError(f"an image is named by its integer id or its path, not {id_or_path!r}")
-    if isinstance(id_or_path, int):
-        return q.filter("i.id = ?", id_or_path)
-    return q.filter("i.path = ?", check_text(id_or_path, "path"))
+    if isinstance(id_or_path, str) and id_or_path.isascii() and id_or_path.isdigit():
+        # past 19 digits it is beyond any database's integer; the bound check downstream says so
+        return int(id_or_path) if len(id_or_path) <= 19 else 2**63
+    return id_or_path
+
+
+def filter_one_image(q: Select, id_or_path: int | str) -> Select:
+    """Narrow ``q`` (images aliased ``i``) to one image, named by id (an int or a string of digits) or path."""
+    ident = image_ident(id_or_path)
+    if isinstance(ident, int):
+        return q.filter("i.id = ?", ident)
+    return q.filter("i.path = ?", check_text(ident, "path"))
 
 
 def get_select(catalog: Catalog, id_or_path: int | str) -> Select:
@@ -174,7 +184,8 @@ class Images:
         return await notes_read.annotate_page(self._connections, found, NOTES)
 
     async def get(self, id_or_path: int | str) -> Image:
-        """One image by id or path; ``RecordNotFoundError`` when there is none."""
+        """One image by id or path (``"123"``, a string of digits, is the id 123); ``RecordNotFoundError``
+        when there is none."""
         db = await self._connections.products()
         sql, params = get_select(db.catalog, id_or_path).build()
         frame = await db.fetch_frame(sql, params, KINDS, post=fill_run_ids)

@@ -15,7 +15,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import pandas as pd
 import regex as _regex
@@ -35,6 +35,10 @@ MAX_CONTEXT = 10_000
 MAX_LINES = 1_000_000
 MAX_MATCHES = 100_000
 MAX_PATTERN = 10_000
+# Lines are counted (one pass over the bytes) for logs up to this size; a bigger log says why it has no count.
+COUNT_LIMIT = 64 * 1024 * 1024
+READ_DEFAULT = 16 * 1024 * 1024
+READ_LIMIT = 1024 * 1024 * 1024
 
 
 class GrepTruncatedWarning(UserWarning):
@@ -64,15 +68,31 @@ class _Deadline:
 
 @dataclass(frozen=True)
 class LogLines(Record):
-    """Lines from one end of a log, and how big the whole log is."""
+    """Lines from a log, and how big the whole log is: ``size`` in bytes and ``total_lines`` (counted for
+    logs up to 64 MiB; above that it is None and ``total_lines_note`` says why)."""
 
     run_id: str
     source: str  # the file's path, or "inline" for a log kept in the jobs table
     lines: list[str]
     size: int
+    total_lines: int | None = None
+    total_lines_note: str | None = None
 
     def title(self) -> str:
-        return f"log {self.run_id} ({len(self.lines)} lines of {self.size:,} bytes)"
+        total = f"{self.total_lines:,}" if self.total_lines is not None else "?"
+        return f"log {self.run_id} ({len(self.lines):,} of {total} lines, {self.size:,} bytes)"
+
+
+def _count_lines(handle: BinaryIO, size: int) -> tuple[int | None, str | None]:
+    """Lines in the file (a last line without its newline counts), read in blocks; None above COUNT_LIMIT."""
+    if size > COUNT_LIMIT:
+        return None, f"not counted: the log is {size:,} bytes, and lines are counted up to {COUNT_LIMIT:,}"
+    handle.seek(0)
+    count, last = 0, b"\n"
+    while block := handle.read(GREP_BLOCK):
+        count += block.count(b"\n")
+        last = block[-1:]
+    return count + (last != b"\n"), None
 
 
 @dataclass(frozen=True)
@@ -90,14 +110,33 @@ class LogSummary(Record):
 
 
 # ------------------------------------------------------------------------------------- worker functions
-def _read_end(path: Path, n: int, from_end: bool) -> tuple[list[str], int]:
+def _read_end(path: Path, n: int, from_end: bool) -> tuple[list[str], int, int | None, str | None]:
     try:
         with open(path, "rb") as handle:
             size = os.fstat(handle.fileno()).st_size
             lines = logparse.tail_lines(handle, n, size) if from_end else logparse.head_lines(handle, n)
+            total, note = _count_lines(handle, size)
     except FileNotFoundError as exc:
         raise FileNotAccessibleError(f"log {path} vanished while it was being read") from exc
-    return lines, size
+    return lines, size, total, note
+
+
+def _too_big(run_id: str, size: int, max_bytes: int) -> ValidationError:
+    return ValidationError(
+        f"log {run_id} is {size:,} bytes, above max_bytes={max_bytes:,}: read its end with logs.tail, search it "
+        "with logs.grep or parse it with logs.frame (or raise max_bytes)"
+    )
+
+
+def _read_whole(path: Path, run_id: str, max_bytes: int) -> tuple[list[str], int]:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(max_bytes + 1)  # a log growing past the limit while read is still refused
+    except FileNotFoundError as exc:
+        raise FileNotAccessibleError(f"log {path} vanished while it was being read") from exc
+    if len(data) > max_bytes:
+        raise _too_big(run_id, max(len(data), path.stat().st_size), max_bytes)
+    return logparse.all_lines(data), len(data)
 
 
 def _read_all(path: Path) -> list[str]:
@@ -106,10 +145,7 @@ def _read_all(path: Path) -> list[str]:
             data = handle.read()
     except FileNotFoundError as exc:
         raise FileNotAccessibleError(f"log {path} vanished while it was being read") from exc
-    lines, fragment = logparse._split_complete(data)
-    if fragment:
-        lines.append(fragment)
-    return [logparse._decode(line) for line in lines]
+    return logparse.all_lines(data)
 
 
 def _parsed(found: Path | str) -> pd.DataFrame:
@@ -300,11 +336,26 @@ class Logs:
         check_count(n, "n", high=MAX_LINES)
         found = await self.find(run_id)
         if isinstance(found, Path):
-            lines, size = await self._run(_read_end, found, n, from_end)
-            return LogLines(run_id, str(found), lines, size)
+            lines, size, total, note = await self._run(_read_end, found, n, from_end)
+            return LogLines(run_id, str(found), lines, size, total, note)
         all_lines = logparse.text_lines(found)
         picked = all_lines[-n:] if from_end and n else all_lines[:n]
-        return LogLines(run_id, "inline", picked, len(found.encode()))
+        return LogLines(run_id, "inline", picked, len(found.encode()), len(all_lines))
+
+    async def read(self, run_id: str, *, max_bytes: int = READ_DEFAULT) -> LogLines:
+        """The whole log, every line. A log above ``max_bytes`` (16 MiB unless given; at most 1 GiB) raises
+        ``ValidationError``: read its end with :meth:`tail`, search it with :meth:`grep` or parse it with
+        :meth:`frame`, which do not hold the raw text."""
+        check_count(max_bytes, "max_bytes", low=1, high=READ_LIMIT)
+        found = await self.find(run_id)
+        if isinstance(found, Path):
+            lines, size = await self._run(_read_whole, found, run_id, max_bytes)
+            return LogLines(run_id, str(found), lines, size, len(lines))
+        size = len(found.encode())
+        if size > max_bytes:
+            raise _too_big(run_id, size, max_bytes)
+        lines = logparse.text_lines(found)
+        return LogLines(run_id, "inline", lines, size, len(lines))
 
     async def tail(self, run_id: str, n: int = 100) -> LogLines:
         """The last ``n`` complete lines; reads backwards from the end, so the cost does not grow with the file."""

@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from .. import frames, science
-from ..arguments import check_count, check_mjd_range, check_names, check_text
+from ..arguments import EpochLike, check_count, check_epoch_range, check_mjd_range, check_names, check_text
 from ..cache import cached
 from ..db.base import Backend, Catalog
 from ..db.connections import Connections
@@ -264,10 +264,21 @@ class Sources:
         return source_from_lightcurve(source_id, curve)
 
     async def lightcurve(
-        self, source_id: str, *, start_mjd: float | None = None, end_mjd: float | None = None
+        self,
+        source_id: str,
+        *,
+        start: EpochLike | None = None,
+        end: EpochLike | None = None,
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
     ) -> pd.DataFrame:
         """A source's photometry ordered by MJD. ``flux_jy``/``flux_err_jy`` fall back to the peak values
-        where the integrated flux is missing; ``flux_from_peak`` marks those rows."""
+        where the integrated flux is missing; ``flux_from_peak`` marks those rows.
+
+        ``start``/``end`` bound the MJD, inclusive: an MJD (a number), a datetime, an ISO-8601 string
+        (``"2026-11-30"``, UTC) or an astropy ``Time``. ``start_mjd``/``end_mjd`` are the older names for
+        MJD bounds; give one of each pair."""
+        start_mjd, end_mjd = _epoch_bounds(start, end, start_mjd, end_mjd)
         db = await self._connections.products()
         sql, params = lightcurve_query(db.catalog, source_id, start_mjd, end_mjd)
         rows = await db.fetch_rows(sql, params)
@@ -297,11 +308,16 @@ class Sources:
         start_mjd: float | None,
         end_mjd: float | None,
         compute: Callable[[pd.DataFrame], pd.DataFrame],
+        source_ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:
         """The four columns the metrics need, computed on in the backend's worker (one crossing, no loop stall)."""
         db = await self._connections.products()
         sql, params = measurements_query(
-            db, source_ids=None, start_mjd=start_mjd, end_mjd=end_mjd, columns=science.needed_columns(flux)
+            db,
+            source_ids=source_ids,
+            start_mjd=start_mjd,
+            end_mjd=end_mjd,
+            columns=science.needed_columns(flux),
         )
         return await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute)
 
@@ -312,10 +328,16 @@ class Sources:
         min_measurements: int = 2,
         start_mjd: float | None = None,
         end_mjd: float | None = None,
+        source_ids: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """Per source: n, mean / weighted-mean / max / min flux, eta, V, and the largest |Vs| and |m| over its
-        epoch pairs (definitions and edge cases: :mod:`toolkit.science`). ``flux`` is ``flux_jy``,
-        ``peak_jyb`` or ``normalized_flux_jy``, each with its own error column."""
+        """Per source: n, mean / weighted-mean / max / min flux, ``std_flux_jy``, eta, V, ``chi2``,
+        ``chi2_reduced``, the largest |Vs| and |m| over its epoch pairs, and ``is_variable``.
+
+        Definitions (:mod:`toolkit.science`): with weights w = 1/err^2, chi2 = sum w (f - weighted mean)^2
+        and chi2_reduced = chi2 / (N - 1) over the N measurements with an error, which is eta; V = std(f) / mean(f); ``is_variable`` is the
+        pipeline API's flag, V > 0.1. ``flux`` is ``flux_jy``, ``peak_jyb`` or ``normalized_flux_jy``, each
+        with its own error column. ``source_ids`` computes those sources only, in the same one query; an id
+        with no photometry raises ``RecordNotFoundError``."""
         flux, err = science.flux_and_error(flux)
         if (
             isinstance(min_measurements, bool)
@@ -327,7 +349,15 @@ class Sources:
         def compute(frame: pd.DataFrame) -> pd.DataFrame:
             return science.variability(frame, flux=flux, err=err, min_measurements=min_measurements)
 
-        return await self._science_frame(flux, start_mjd, end_mjd, compute)
+        wanted = None if source_ids is None else _check_source_ids(source_ids)
+        found = await self._science_frame(flux, start_mjd, end_mjd, compute, wanted)
+        if wanted is not None:
+            missing = sorted(set(wanted) - set(found["source_id"]))
+            if missing and not await _sources_exist(await self._connections.products(), missing):
+                raise RecordNotFoundError(
+                    "source", missing[0], f"{len(missing)} of the source_ids have no photometry"
+                )
+        return found
 
     async def two_epoch(
         self,
@@ -400,6 +430,35 @@ class Sources:
             return science.crossmatch(frame, catalog, radius_arcsec)
 
         return await db.fetch_frame(sql, params, SOURCE_KINDS, post=compute)
+
+
+MAX_SOURCE_IDS = 100_000
+
+
+def _check_source_ids(source_ids: Any) -> list[str]:
+    if isinstance(source_ids, str):
+        raise ValidationError("source_ids must be a list of source ids, not a single string")
+    ids = list(dict.fromkeys(check_names(source_ids, "source_ids")))
+    if len(ids) > MAX_SOURCE_IDS:
+        raise ValidationError(f"at most {MAX_SOURCE_IDS:,} source_ids at once; got {len(ids):,}")
+    return ids
+
+
+async def _sources_exist(db: Backend, missing: list[str]) -> bool:
+    """True when every id absent from a variability frame has photometry (too few measurements, or none in
+    the window), False when one has none at all."""
+    clause, params = db.catalog.dialect.in_list("source_id", missing)
+    rows = await db.fetch_rows(f"SELECT COUNT(DISTINCT source_id) FROM photometry WHERE {clause}", params)
+    return int(rows[0][0]) == len(missing)
+
+
+def _epoch_bounds(
+    start: EpochLike | None, end: EpochLike | None, start_mjd: float | None, end_mjd: float | None
+) -> tuple[float | None, float | None]:
+    if (start is not None and start_mjd is not None) or (end is not None and end_mjd is not None):
+        raise ValidationError("give start or start_mjd (and end or end_mjd), not both")
+    first, last = check_epoch_range(start, end)
+    return check_mjd_range(start_mjd if first is None else first, end_mjd if last is None else last)
 
 
 async def _source_exists(db: Backend, source_id: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from ..db.base import Catalog
@@ -31,7 +32,9 @@ def stats_from_counts(rows: list[tuple[Any, ...]], cal_tables_total: int | None)
     totals: dict[str, int] = {}
     for kind, key, n in rows:
         if kind == "ms_stage":
-            by_stage[str(key)] = int(n)
+            # an MS the pipeline has not staged yet is waiting: the pipeline's API called it "pending"
+            stage = "pending" if key is None else str(key)
+            by_stage[stage] = by_stage.get(stage, 0) + int(n)
         elif kind == "jobs_status":
             by_status[str(key)] = int(n)
         else:
@@ -48,6 +51,7 @@ def stats_from_counts(rows: list[tuple[Any, ...]], cal_tables_total: int | None)
 
 
 async def stats(connections: Connections, recent: int = 10) -> Stats:
+    generated_at = datetime.now(UTC)
     db = await connections.products()
     rows = await db.fetch_rows(counts_query(db.catalog))
     cal = await connections.calibration()
@@ -58,4 +62,4 @@ async def stats(connections: Connections, recent: int = 10) -> Stats:
     values["jobs_total"] = sum(values["jobs_by_status"].values())
     sql, params = images.LISTING.list_select(db.catalog, images.ImageFilters(), limit=recent).build()
     values["recent_images"] = await db.fetch_frame(sql, params, images.KINDS, post=fill_run_ids)
-    return Stats(**values)
+    return Stats(**values, generated_at=generated_at)
