@@ -58,7 +58,10 @@ class BlockingImages(BlockingArea):
 
     def get(self, id_or_path: int | str) -> Image:
         """One image by id or path (``"123"``, a string of digits, is the id 123); ``RecordNotFoundError``
-        when there is none."""
+        when there is none.
+
+        ``cal_table`` is the first table of the registry's set for its MS (as ``ms.get`` lists them) and
+        ``qa_summary`` its QA grade and reasons in one line (as ``qa.image`` grades it)."""
         return self._run(self._area.get(id_or_path))
 
     def list(
@@ -132,7 +135,10 @@ class BlockingMeasurementSets(BlockingArea):
     _area: MeasurementSets
 
     def get(self, path: str) -> MeasurementSet:
-        """One MS with its pointing, images, run id, QA grade and the calibration tables applied to it."""
+        """One MS with its images, run id, QA grade and the calibration tables applied to it.
+
+        ``ra_deg``/``dec_deg`` are the pointing centre where the MS has one, else the phase centre (the
+        pipeline's preference); ``pointing_*`` and ``phase_*`` hold each as recorded."""
         return self._run(self._area.get(path))
 
     def list(
@@ -237,7 +243,8 @@ class BlockingSources(BlockingArea):
         )
 
     def get(self, source_id: str) -> Source:
-        """One source with its summary numbers and the images it was measured in."""
+        """One source with its summary numbers, its ``name``, and the images it was measured in:
+        ``contributing_images`` (image id, path, MS path, QA grade, time) and ``latest_image_id``."""
         return self._run(self._area.get(source_id))
 
     def lightcurve(
@@ -265,18 +272,29 @@ class BlockingSources(BlockingArea):
         min_detections: int | None = None,
         search: str | None = None,
         label: str | None = None,
+        name: str | None = None,
+        image: int | str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
-        """One row per source: position, number of measurements, first/last MJD, mean and max flux.
+        """One row per source: its id, ``name`` (the J2000 designation of its mean position), position,
+        number of measurements, first/last MJD, mean and max flux.
 
         ``min_detections`` keeps sources with at least that many photometry rows (the pipeline's meaning);
         ``search`` keeps source ids containing that text; ``label`` keeps sources with that label in the
-        notes. Fluxes fall back to the peak brightness where the integrated flux is missing. From the notes:
-        ``tags``, ``n_comments`` and ``label``."""
+        notes; ``name`` keeps the source with that designation (``"J123456.7+123456.7"``, at the precision
+        given); ``image`` keeps the sources measured in that image (id or path). Fluxes fall back to the
+        peak brightness where the integrated flux is missing. From the notes: ``tags``, ``n_comments`` and
+        ``label``."""
         return self._run(
             self._area.list(
-                min_detections=min_detections, search=search, label=label, limit=limit, offset=offset
+                min_detections=min_detections,
+                search=search,
+                label=label,
+                name=name,
+                image=image,
+                limit=limit,
+                offset=offset,
             )
         )
 
@@ -371,7 +389,9 @@ class BlockingJobs(BlockingArea):
     _area: Jobs
 
     def get(self, run_id_or_id: int | str) -> Job:
-        """One job by run id (stored or derived from its MS) or integer id."""
+        """One job by run id (stored or derived from its MS) or integer id, with its MS's phase centre, the
+        id of its output image and ``cal_table_match``, the registry's table for its MS (first in apply
+        order, as ``ms.get`` lists them)."""
         return self._run(self._area.get(run_id_or_id))
 
     def list(
@@ -445,11 +465,13 @@ class BlockingCalTables(BlockingArea):
         status: str | list[str] | None = None,
         valid_at_mjd: float | None = None,
         search: str | None = None,
+        source_ms_path: str | None = None,
     ) -> pd.DataFrame:
         """Calibration tables, newest validity window first, each set in apply order.
 
         ``valid_at_mjd`` keeps the tables whose validity window contains that MJD (the ones in force then);
-        ``search`` keeps sets whose name contains that text."""
+        ``search`` keeps sets whose name contains that text; ``source_ms_path`` keeps the tables solved from
+        that MS (the pipeline API's calibrator matches of an MS)."""
         return self._run(
             self._area.list(
                 set_name=set_name,
@@ -457,6 +479,7 @@ class BlockingCalTables(BlockingArea):
                 status=status,
                 valid_at_mjd=valid_at_mjd,
                 search=search,
+                source_ms_path=source_ms_path,
             )
         )
 

@@ -466,6 +466,8 @@ def _parser() -> argparse.ArgumentParser:
     sources = listing("sources", "list sources")
     sources.add_argument("--min-detections", dest="min_detections", type=int)
     sources.add_argument("--label", help="only sources with this label in the notes")
+    sources.add_argument("--name", help="the source with this J2000 designation, e.g. J123456.7+123456.7")
+    sources.add_argument("--image", help="the sources measured in this image (id or path)")
     for p in (images, ms, jobs, sources):
         p.add_argument("--limit", type=int, default=20, help="rows to show (default 20)")
         p.add_argument("--offset", type=int, default=0)
@@ -474,6 +476,7 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--table-type", dest="table_type", action="append", help=", ".join(TABLE_TYPES))
     cal.add_argument("--status", action="append", help=", ".join(CAL_STATUSES))
     cal.add_argument("--valid-at-mjd", dest="valid_at_mjd", type=float)
+    cal.add_argument("--source-ms-path", dest="source_ms_path", help="the tables solved from this MS")
 
     queue = listing("queue", "list the ingest queue (newest first), or the stuck groups")
     queue.add_argument("--state", action="append", help=f"state, repeatable: {', '.join(QUEUE_STATES)}")

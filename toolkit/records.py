@@ -167,6 +167,8 @@ class Image(Record):
     freq_ghz: float | None
     bandwidth_mhz: float | None
     integration_sec: float | None
+    cal_table: str | None = None  # the first table of the registry's set for its MS, in apply order
+    qa_summary: str | None = None  # "grade: reasons", as qa.image grades it
 
 
 @dataclass(frozen=True)
@@ -185,8 +187,12 @@ class MeasurementSet(Record):
     processed_at: datetime | None
     stage_updated_at: datetime | None
     cal_applied: bool | None
-    ra_deg: float | None
+    ra_deg: float | None  # the pointing centre where recorded, else the phase centre
     dec_deg: float | None
+    pointing_ra_deg: float | None
+    pointing_dec_deg: float | None
+    phase_ra_deg: float | None
+    phase_dec_deg: float | None
     field_name: str | None
     group_id: str | None
     imagename: str | None
@@ -210,6 +216,10 @@ class Source(Record):
     max_flux_jy: float | None
     nvss_flux_mjy: float | None
     images: tuple[str, ...] = ()
+    name: str | None = None  # the J2000 designation of its mean position
+    latest_image_id: int | None = None  # the image of its newest measurement
+    # one row per image it was measured in: image_id, path, ms_path, qa_grade, created_at, mjd (oldest first)
+    contributing_images: pd.DataFrame = field(repr=False, compare=False, default_factory=pd.DataFrame)
 
 
 @dataclass(frozen=True)
@@ -233,6 +243,10 @@ class Job(Record):
     duration: timedelta | None
     derived: bool = False
     inline_log: str | None = field(default=None, repr=False)
+    output_image_id: int | None = None
+    phase_ra_deg: float | None = None  # its MS's phase centre
+    phase_dec_deg: float | None = None
+    cal_table_match: CalTable | None = None  # the registry's table for its MS (first in apply order)
 
 
 class TimeBounds(TypedDict):

@@ -193,3 +193,103 @@ async def test_variability_of_chosen_sources_and_the_api_columns(client: AsyncCl
     # An id that has photometry but too few measurements is not an error: it is simply not in the frame.
     few = await client.sources.variability(source_ids=chosen, min_measurements=10**6)
     assert few.empty
+
+
+async def test_sources_have_names_and_are_found_by_name_and_by_image(client: AsyncClient) -> None:
+    listed = await client.sources.list(min_detections=3, limit=20)
+    assert listed["name"].str.fullmatch(r"J\d{6}\.\d[+-]\d{6}\.\d").all()
+    for row in listed.head(5).itertuples():
+        assert designation_of(row.ra_deg, row.dec_deg) == row.name
+        found = await client.sources.list(name=row.name)
+        assert found["source_id"].tolist() == [row.source_id]
+        # A coarser designation is a bigger box: it still holds the source.
+        coarse = row.name[:7] + row.name[9:16]
+        assert row.source_id in (await client.sources.list(name=coarse))["source_id"].tolist()
+    source = await client.sources.get(str(listed["source_id"].iloc[0]))
+    assert source.name == listed["name"].iloc[0]
+    images = source.contributing_images
+    assert list(images.columns) == ["image_id", "path", "ms_path", "qa_grade", "created_at", "mjd"]
+    assert sorted(images["path"]) == sorted(source.images)
+    assert images["mjd"].is_monotonic_increasing and source.latest_image_id == images["image_id"].iloc[-1]
+    listed_images = (await client.images.list()).set_index("id")
+    for row in images.head(3).itertuples():
+        assert listed_images.loc[row.image_id, "path"] == row.path
+        assert listed_images.loc[row.image_id, "ms_path"] == row.ms_path
+        assert listed_images.loc[row.image_id, "qa_grade"] == row.qa_grade
+    # By image: the sources with a measurement in it, by id, by a string of digits and by path.
+    image_id, image_path = int(images["image_id"].iloc[0]), str(images["path"].iloc[0])
+    frame = await client.sources.measurements(columns=["source_id", "image_path"])
+    expected = sorted(frame.loc[frame["image_path"] == image_path, "source_id"].unique())
+    for image in (image_id, str(image_id), image_path):
+        assert sorted((await client.sources.list(image=image))["source_id"]) == expected
+    for bad in ("J12+34", "J999999.9+000000.0", "x" * 100, 12):
+        with pytest.raises(ValidationError):
+            await client.sources.list(name=bad)  # type: ignore[arg-type]
+    assert (await client.sources.list(name="J000000.0-000000.0")).empty
+
+
+def designation_of(ra_deg: float, dec_deg: float) -> str:
+    """The designation by astropy's own sexagesimal formatting, truncated (an independent reference)."""
+    from astropy.coordinates import Angle
+
+    ra = Angle(ra_deg, unit="deg").hms
+    dec = Angle(abs(dec_deg), unit="deg").dms
+    ra_tenths = int(ra.s * 10 + 1e-6)
+    dec_tenths = int(dec.s * 10 + 1e-6)
+    sign = "-" if dec_deg < 0 else "+"
+    return (
+        f"J{int(ra.h):02d}{int(ra.m):02d}{ra_tenths // 10:02d}.{ra_tenths % 10}"
+        f"{sign}{int(dec.d):02d}{int(dec.m):02d}{dec_tenths // 10:02d}.{dec_tenths % 10}"
+    )
+
+
+# ---------------------------------------------------------------------------------------- ms, jobs, cal
+async def test_ms_keeps_pointing_and_phase_centre_apart(client: AsyncClient) -> None:
+    listed = await client.ms.list(limit=50)
+    for row in listed.head(5).itertuples():
+        ms = await client.ms.get(row.path)
+        assert ms.phase_ra_deg == pytest.approx(row.ra_deg) and ms.phase_dec_deg == pytest.approx(row.dec_deg)
+        if pd.notna(row.pointing_ra_deg):
+            assert ms.pointing_ra_deg == pytest.approx(row.pointing_ra_deg)
+            assert ms.ra_deg == pytest.approx(row.pointing_ra_deg)  # the preferred centre
+        else:
+            assert ms.pointing_ra_deg is None and ms.ra_deg == pytest.approx(row.ra_deg)
+
+
+async def test_cal_tables_solved_from_an_ms(client: AsyncClient) -> None:
+    try:
+        every = await client.cal.list()
+    except ToolkitError:
+        pytest.skip("this site has no calibration registry")
+    solved = every.dropna(subset=["source_ms_path"])
+    ms_path = str(solved["source_ms_path"].iloc[0])
+    found = await client.cal.list(source_ms_path=ms_path)
+    assert sorted(found["path"]) == sorted(solved.loc[solved["source_ms_path"] == ms_path, "path"])
+    with pytest.raises(ValidationError):
+        await client.cal.list(source_ms_path="")
+
+
+async def test_jobs_and_images_carry_what_the_api_showed_beside_them(client: AsyncClient) -> None:
+    jobs = await client.jobs.list(limit=30)
+    ms_rows = (await client.ms.list()).set_index("path")
+    images = (await client.images.list()).set_index("path")
+    checked = 0
+    for row in jobs.itertuples():
+        if not isinstance(row.ms_path, str) or row.ms_path not in ms_rows.index:
+            continue
+        job = await client.jobs.get(int(row.id)) if pd.notna(row.id) else await client.jobs.get(row.run_id)
+        assert job.phase_ra_deg == pytest.approx(ms_rows.loc[row.ms_path, "ra_deg"])
+        assert job.phase_dec_deg == pytest.approx(ms_rows.loc[row.ms_path, "dec_deg"])
+        if job.output_image is not None and job.output_image in images.index:
+            assert job.output_image_id == images.loc[job.output_image, "id"]
+        ms = await client.ms.get(row.ms_path)
+        expected = ms.primary_cal_table.path if ms.primary_cal_table else None
+        assert (job.cal_table_match.path if job.cal_table_match else None) == expected
+        checked += 1
+    assert checked >= 5
+    first = images.iloc[0]
+    image = await client.images.get(int(first["id"]))
+    qa = await client.qa.image(int(first["id"]))
+    assert image.qa_summary == qa.summary and image.qa_summary.startswith(qa.grade)
+    ms = await client.ms.get(str(first["ms_path"]))
+    assert image.cal_table == (ms.primary_cal_table.path if ms.primary_cal_table else None)

@@ -225,6 +225,7 @@ async def test_sources_list_and_get(client: AsyncClient) -> None:
     assert len(frame) == scalar(db, "SELECT COUNT(DISTINCT source_id) FROM photometry")
     assert list(frame.columns) == [
         "source_id",
+        "name",
         "ra_deg",
         "dec_deg",
         "n_measurements",

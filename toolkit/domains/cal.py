@@ -29,7 +29,8 @@ class CalFilters(Filters):
     """What ``cal.list``/``cal.page`` keep.
 
     ``set_name``: one set; ``table_type``/``status``: one value or a list; ``valid_at_mjd``: tables whose
-    validity window contains that MJD (the ones in force then); ``search``: the set name contains this text.
+    validity window contains that MJD (the ones in force then); ``source_ms_path``: the tables solved from
+    that MS; ``search``: the set name contains this text.
     """
 
     set_name: str | None = None
@@ -37,6 +38,7 @@ class CalFilters(Filters):
     status: str | list[str] | None = None
     valid_at_mjd: float | None = None
     search: str | None = None
+    source_ms_path: str | None = None
 
     vocabularies = (
         Vocabulary("table_type", "caltables", "table_type", TABLE_TYPES),
@@ -51,6 +53,8 @@ class CalFilters(Filters):
         at = check_number(self.valid_at_mjd, "valid_at_mjd")
         if at is not None:
             q.filter("c.valid_start_mjd <= ? AND c.valid_end_mjd >= ?", at, at)
+        if self.source_ms_path is not None:
+            q.filter("c.source_ms_path = ?", check_text(self.source_ms_path, "source_ms_path"))
         return q.filter_contains("c.set_name", self.search)
 
 
@@ -114,6 +118,16 @@ async def applied_tables(db: Backend, ms_path: str, mid_mjd: float | None) -> tu
     return one_set_in_apply_order(await db.fetch_frame(sql, params, KINDS))
 
 
+async def tables_for_ms(
+    connections: Connections, ms_path: str | None, mid_mjd: float | None
+) -> tuple[CalTable, ...]:
+    """The registry's set for an MS in apply order (what ``ms.get`` shows); () without an MS or a registry."""
+    cal = await connections.calibration()
+    if ms_path is None or cal is None:
+        return ()
+    return await applied_tables(cal, ms_path, mid_mjd)
+
+
 class CalTables:
     def __init__(self, connections: Connections) -> None:
         self._connections = connections
@@ -127,14 +141,21 @@ class CalTables:
         status: str | list[str] | None = None,
         valid_at_mjd: float | None = None,
         search: str | None = None,
+        source_ms_path: str | None = None,
     ) -> pd.DataFrame:
         """Calibration tables, newest validity window first, each set in apply order.
 
         ``valid_at_mjd`` keeps the tables whose validity window contains that MJD (the ones in force then);
-        ``search`` keeps sets whose name contains that text.
+        ``search`` keeps sets whose name contains that text; ``source_ms_path`` keeps the tables solved from
+        that MS (the pipeline API's calibrator matches of an MS).
         """
         filters = CalFilters(
-            set_name=set_name, table_type=table_type, status=status, valid_at_mjd=valid_at_mjd, search=search
+            set_name=set_name,
+            table_type=table_type,
+            status=status,
+            valid_at_mjd=valid_at_mjd,
+            search=search,
+            source_ms_path=source_ms_path,
         )
         db = await self._connections.require_calibration()
         sql, params = LISTING.list_select(db.catalog, filters).build()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from ..records import Image
 from ..runids import fill_run_ids
 from ..schema import Kind, kinds
 from ..vocab import IMAGE_TYPES, stage_grade_sql
+from .cal import tables_for_ms
 from .filters import Filters, NoteFilter, Vocabulary
 from .listing import fetch_listing
 from .paging import Cursor, Keyset, Listing, Page
@@ -185,10 +187,23 @@ class Images:
 
     async def get(self, id_or_path: int | str) -> Image:
         """One image by id or path (``"123"``, a string of digits, is the id 123); ``RecordNotFoundError``
-        when there is none."""
+        when there is none.
+
+        ``cal_table`` is the first table of the registry's set for its MS (as ``ms.get`` lists them) and
+        ``qa_summary`` its QA grade and reasons in one line (as ``qa.image`` grades it)."""
+        # qa reads this module's filters, so its grading is imported here to keep imports one-way
+        from .qa import image_summary_line
+
         db = await self._connections.products()
-        sql, params = get_select(db.catalog, id_or_path).build()
-        frame = await db.fetch_frame(sql, params, KINDS, post=fill_run_ids)
+        q = get_select(db.catalog, id_or_path)
+        q.columns = [*q.columns, "m.mid_mjd AS ms_mid_mjd"]
+        sql, params = q.build()
+        frame = await db.fetch_frame(sql, params, {**KINDS, "ms_mid_mjd": "real"}, post=fill_run_ids)
         if frame.empty:
             raise RecordNotFoundError("image", id_or_path)
-        return Image.from_row(frames.first_row(frame))
+        row = frames.first_row(frame)
+        tables, summary = await asyncio.gather(
+            tables_for_ms(self._connections, row["ms_path"], row["ms_mid_mjd"]),
+            image_summary_line(self._connections, int(row["id"])),
+        )
+        return Image.from_row(row, cal_table=tables[0].path if tables else None, qa_summary=summary)

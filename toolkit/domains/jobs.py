@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ from ..records import Job, parse_json
 from ..runids import fill_run_ids
 from ..schema import Kind, kinds
 from ..vocab import JOB_STATUS_OF_MS_STATUS, JOB_STATUSES
+from .cal import tables_for_ms
 from .filters import Filters, Vocabulary
 from .paging import Cursor, Keyset, Listing, Page
 from .query import Select, column_or_null, select_columns
@@ -131,6 +133,14 @@ def get_select(catalog: Catalog, run_id_or_id: int | str) -> Select:
     return q
 
 
+# What a job's panel shows beside the job: its output image's id and its MS's phase centre and mid time.
+AROUND_JOB = (
+    "SELECT (SELECT i.id FROM images AS i WHERE i.path = ?), (SELECT m.ra_deg FROM ms_index AS m WHERE "
+    "m.path = ?), (SELECT m.dec_deg FROM ms_index AS m WHERE m.path = ?), (SELECT m.mid_mjd FROM ms_index AS m "
+    "WHERE m.path = ?)"
+)
+
+
 def job_from_row(row: dict[str, Any]) -> Job:
     params = parse_json(row["params"])
     artifacts = parse_json(row["artifacts"])
@@ -221,10 +231,22 @@ class Jobs:
         return await notes_read.annotate_page(self._connections, found, NOTES)
 
     async def get(self, run_id_or_id: int | str) -> Job:
-        """One job by run id (stored or derived from its MS) or integer id."""
+        """One job by run id (stored or derived from its MS) or integer id, with its MS's phase centre, the
+        id of its output image and ``cal_table_match``, the registry's table for its MS (first in apply
+        order, as ``ms.get`` lists them)."""
         db = await self._connections.products()
         sql, params = get_select(db.catalog, run_id_or_id).build()
         frame = await db.fetch_frame(sql, params, KINDS, post=add_job_columns)
         if frame.empty:
             raise RecordNotFoundError("job", run_id_or_id)
-        return job_from_row(frames.first_row(frame))
+        job = job_from_row(frames.first_row(frame))
+        rows = await db.fetch_rows(AROUND_JOB, [job.output_image, job.ms_path, job.ms_path, job.ms_path])
+        image_id, phase_ra, phase_dec, mid_mjd = rows[0]
+        tables = await tables_for_ms(self._connections, job.ms_path, mid_mjd)
+        return dataclasses.replace(
+            job,
+            output_image_id=image_id,
+            phase_ra_deg=phase_ra,
+            phase_dec_deg=phase_dec,
+            cal_table_match=tables[0] if tables else None,
+        )

@@ -21,7 +21,7 @@ from ..records import CalTable, MeasurementSet
 from ..runids import fill_ms_run_ids
 from ..schema import Kind, kinds
 from ..vocab import MS_STAGES, MS_STATUSES, stage_grade_sql
-from .cal import applied_tables
+from .cal import tables_for_ms
 from .filters import Filters, Vocabulary
 from .listing import fetch_listing
 from .paging import Cursor, Keyset, Listing, Page
@@ -102,6 +102,8 @@ def ms_from_frame(frame: pd.DataFrame, cal_tables: tuple[CalTable, ...]) -> Meas
         row,
         ra_deg=ra,
         dec_deg=dec,
+        phase_ra_deg=row["ra_deg"],
+        phase_dec_deg=row["dec_deg"],
         images=images,
         cal_tables=cal_tables,
         primary_cal_table=cal_tables[0] if cal_tables else None,
@@ -173,13 +175,14 @@ class MeasurementSets:
         return await notes_read.annotate_page(self._connections, found, NOTES)
 
     async def get(self, path: str) -> MeasurementSet:
-        """One MS with its pointing, images, run id, QA grade and the calibration tables applied to it."""
+        """One MS with its images, run id, QA grade and the calibration tables applied to it.
+
+        ``ra_deg``/``dec_deg`` are the pointing centre where the MS has one, else the phase centre (the
+        pipeline's preference); ``pointing_*`` and ``phase_*`` hold each as recorded."""
         db = await self._connections.products()
         sql, params = get_select(db.catalog, path).build()
         frame = await db.fetch_frame(sql, params, KINDS, post=fill_ms_run_ids)
         if frame.empty:
             raise RecordNotFoundError("measurement set", path)
-        cal = await self._connections.calibration()
-        mid_mjd = frames.plain(frame["mid_mjd"].iloc[0])
-        tables = () if cal is None else await applied_tables(cal, path, mid_mjd)
+        tables = await tables_for_ms(self._connections, path, frames.plain(frame["mid_mjd"].iloc[0]))
         return ms_from_frame(frame, tables)

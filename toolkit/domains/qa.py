@@ -262,6 +262,18 @@ _MS_NOTES = NotesJoin("ms", TARGET_COLUMNS["ms"], SIGN_OFF_COLUMNS)
 _JOB_NOTES = NotesJoin("job", TARGET_COLUMNS["job"], SIGN_OFF_COLUMNS)
 
 
+async def image_summary_line(connections: Connections, image_id: int) -> str | None:
+    """One image's QA in a line (its grade and reasons, ``"warn: beam_ellipticity 0.45 > 0.4"``), under the
+    site's rules."""
+    db = await connections.products()
+    rules = QARules.resolve(None)
+    sql, params = filter_one_image(image_metrics_select(db.catalog, one=True), image_id).build()
+    frame = await db.fetch_frame(sql, params, IMAGE_KINDS, post=_image_post(rules))
+    if frame.empty:
+        return None
+    return str(frame["summary"].iloc[0])
+
+
 class QA:
     """``client.qa``: metric-based grades with their reasons, for one object or many, and reports."""
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -9,7 +10,7 @@ from typing import Any
 
 import pandas as pd
 
-from .. import frames, science
+from .. import designations, frames, science
 from ..arguments import EpochLike, check_count, check_epoch_range, check_mjd_range, check_names, check_text
 from ..cache import cached
 from ..db.base import Backend, Catalog
@@ -19,7 +20,9 @@ from ..notes import read as notes_read
 from ..notes.read import NotesJoin
 from ..records import Source
 from ..schema import Kind, column_names, kinds
+from ..vocab import stage_grade_sql
 from .filters import Filters, NoteFilter
+from .images import image_ident
 from .paging import Cursor, Keyset, Listing, Page
 from .query import Select
 
@@ -66,12 +69,16 @@ class SourceFilters(Filters):
     """What ``sources.list``/``sources.page`` keep.
 
     ``min_detections``: sources with at least that many photometry rows (the pipeline's meaning);
-    ``search``: the source id contains this text; ``label``: the source's label in the notes.
+    ``search``: the source id contains this text; ``label``: the source's label in the notes; ``name``: the
+    source whose mean position has this J2000 designation (``J123456.7+123456.7``); ``image``: the sources
+    measured in this image (its id or path).
     """
 
     min_detections: int | None = None
     search: str | None = None
     label: str | None = None
+    name: str | None = None
+    image: int | str | None = None
 
     note_filter = NoteFilter("label", "source", "p.source_id")
 
@@ -81,7 +88,31 @@ class SourceFilters(Filters):
             q.having.append("COUNT(*) >= ?")
             q.having_params.append(self.min_detections)
         q.filter_contains("p.source_id", self.search)
+        if self.name is not None:
+            condition, params = designations.box_sql("AVG(p.ra_deg)", "AVG(p.dec_deg)", self.name)
+            q.having.append(condition)
+            q.having_params.extend(params)
+        if self.image is not None:
+            ident = image_ident(self.image)
+            if isinstance(ident, int):
+                q.filter(
+                    "p.source_id IN (SELECT s.source_id FROM photometry AS s JOIN images AS si "
+                    "ON si.path = s.image_path WHERE si.id = ?)",
+                    ident,
+                )
+            else:
+                q.filter(
+                    "p.source_id IN (SELECT s.source_id FROM photometry AS s WHERE s.image_path = ?)",
+                    check_text(ident, "image"),
+                )
         return self.apply_note_keys(q, catalog)
+
+
+def add_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """The ``name`` column: each source's J2000 designation from its mean position."""
+    names = designations.designations(frame["ra_deg"].to_numpy(), frame["dec_deg"].to_numpy())
+    frame.insert(1, "name", pd.Series(names, index=frame.index, dtype=frame["source_id"].dtype))
+    return frame
 
 
 def select(catalog: Catalog) -> Select:
@@ -111,6 +142,7 @@ LISTING = Listing(
     SourceFilters,
     select,
     SOURCE_KINDS,
+    add_names,
     order_by="p.source_id",
 )
 
@@ -185,12 +217,38 @@ def measurements_query(
     return sql + " ORDER BY p.id", params
 
 
-def source_from_lightcurve(source_id: str, curve: pd.DataFrame) -> Source:
+CONTRIBUTING_KINDS: dict[str, Kind] = {
+    "image_id": "int",
+    "path": "text",
+    "ms_path": "text",
+    "qa_grade": "text",
+    "created_at": "time",
+    "mjd": "real",
+}
+
+
+def contributing_query(source_id: str) -> tuple[str, list[Any]]:
+    """The images a source was measured in, with their MS, QA grade (as ``images.list`` gives it) and time."""
+    sql = (
+        f"SELECT i.id AS image_id, i.path AS path, i.ms_path AS ms_path, {stage_grade_sql('m.stage')} AS "
+        "qa_grade, i.created_at AS created_at, MIN(p.mjd) AS mjd "
+        "FROM photometry AS p JOIN images AS i ON i.path = p.image_path LEFT JOIN ms_index AS m ON m.path = "
+        "i.ms_path WHERE p.source_id = ? GROUP BY i.id, i.path, i.ms_path, m.stage, i.created_at "
+        "ORDER BY mjd, i.id"
+    )
+    return sql, [check_text(source_id, "source_id")]
+
+
+def source_from_lightcurve(
+    source_id: str, curve: pd.DataFrame, contributing: pd.DataFrame | None = None
+) -> Source:
     flux = curve["flux_jy"]
+    contributing = pd.DataFrame(columns=list(CONTRIBUTING_KINDS)) if contributing is None else contributing
+    ra, dec = float(curve["ra_deg"].mean()), float(curve["dec_deg"].mean())
     return Source(
         source_id=source_id,
-        ra_deg=float(curve["ra_deg"].mean()),
-        dec_deg=float(curve["dec_deg"].mean()),
+        ra_deg=ra,
+        dec_deg=dec,
         n_measurements=len(curve),
         first_mjd=frames.plain(curve["mjd"].min()),
         last_mjd=frames.plain(curve["mjd"].max()),
@@ -198,6 +256,9 @@ def source_from_lightcurve(source_id: str, curve: pd.DataFrame) -> Source:
         max_flux_jy=frames.plain(flux.max()),
         nvss_flux_mjy=frames.plain(curve["nvss_flux_mjy"].max()),
         images=tuple(dict.fromkeys(curve["image_path"].dropna().tolist())),
+        name=designations.designations([ra], [dec])[0],
+        latest_image_id=frames.plain(contributing["image_id"].iloc[-1]) if len(contributing) else None,
+        contributing_images=contributing,
     )
 
 
@@ -215,17 +276,24 @@ class Sources:
         min_detections: int | None = None,
         search: str | None = None,
         label: str | None = None,
+        name: str | None = None,
+        image: int | str | None = None,
         limit: int | None = None,
         offset: int = 0,
     ) -> pd.DataFrame:
-        """One row per source: position, number of measurements, first/last MJD, mean and max flux.
+        """One row per source: its id, ``name`` (the J2000 designation of its mean position), position,
+        number of measurements, first/last MJD, mean and max flux.
 
         ``min_detections`` keeps sources with at least that many photometry rows (the pipeline's meaning);
         ``search`` keeps source ids containing that text; ``label`` keeps sources with that label in the
-        notes. Fluxes fall back to the peak brightness where the integrated flux is missing. From the notes:
-        ``tags``, ``n_comments`` and ``label``.
+        notes; ``name`` keeps the source with that designation (``"J123456.7+123456.7"``, at the precision
+        given); ``image`` keeps the sources measured in that image (id or path). Fluxes fall back to the
+        peak brightness where the integrated flux is missing. From the notes: ``tags``, ``n_comments`` and
+        ``label``.
         """
-        filters = SourceFilters(min_detections=min_detections, search=search, label=label)
+        filters = SourceFilters(
+            min_detections=min_detections, search=search, label=label, name=name, image=image
+        )
         filters = await notes_read.resolve(self._connections, filters)
         return await notes_read.annotated(self._connections, self._list(filters, limit, offset), NOTES)
 
@@ -233,7 +301,7 @@ class Sources:
     async def _list(self, filters: SourceFilters, limit: int | None, offset: int) -> pd.DataFrame:
         db = await self._connections.products()
         sql, params = LISTING.list_select(db.catalog, filters, limit=limit, offset=offset).build()
-        return await db.fetch_frame(sql, params, SOURCE_KINDS)
+        return await db.fetch_frame(sql, params, SOURCE_KINDS, post=add_names)
 
     async def page(
         self,
@@ -259,9 +327,14 @@ class Sources:
         return await notes_read.annotate_page(self._connections, found, NOTES)
 
     async def get(self, source_id: str) -> Source:
-        """One source with its summary numbers and the images it was measured in."""
-        curve = await self.lightcurve(source_id)
-        return source_from_lightcurve(source_id, curve)
+        """One source with its summary numbers, its ``name``, and the images it was measured in:
+        ``contributing_images`` (image id, path, MS path, QA grade, time) and ``latest_image_id``."""
+        db = await self._connections.products()
+        sql, params = contributing_query(source_id)
+        curve, contributing = await asyncio.gather(
+            self.lightcurve(source_id), db.fetch_frame(sql, params, CONTRIBUTING_KINDS)
+        )
+        return source_from_lightcurve(source_id, curve, contributing)
 
     async def lightcurve(
         self,
