@@ -46,6 +46,7 @@ from .records import (
     QueueGroup,
     QueueStats,
     Source,
+    SourceQA,
     Stats,
 )
 from .science import EtaVResult
@@ -100,6 +101,7 @@ __all__ = [
     "Settings",
     "Source",
     "SourceFilters",
+    "SourceQA",
     "Stats",
     "ToolkitError",
     "ValidationError",

@@ -47,6 +47,7 @@ if TYPE_CHECKING:
         QueueGroup,
         QueueStats,
         Source,
+        SourceQA,
         Stats,
     )
 
@@ -698,6 +699,28 @@ class BlockingQA(BlockingArea):
         return self._run(
             self._area.report(since=since, until=until, rules=rules, as_of=as_of, progress=progress)
         )
+
+    def source(self, source_id: str, *, rules: RulesLike = None) -> SourceQA:
+        """One source's QA (:meth:`sources` for one id) as a record with its checks and reasons;
+        ``RecordNotFoundError`` when it has no photometry."""
+        return self._run(self._area.source(source_id, rules=rules))
+
+    def sources(
+        self,
+        *,
+        source_ids: Sequence[str] | None = None,
+        grade: str | list[str] | None = None,
+        rules: RulesLike = None,
+    ) -> pd.DataFrame:
+        """Source QA in bulk: one row per source (or per id of ``source_ids``) with its metrics, grade,
+        summary, reasons and one ``<check>_check`` column per ``[source.*]`` rule.
+
+        The checks: the share of its measurements made on images graded fail or warn (graded as
+        ``qa.images`` grades them), the largest gap between measurements against the median cadence, fluxes
+        more than 5 robust sigma from the median, and the largest distance from an image centre (where the
+        schema records one). ``grade`` keeps sources with that grade. Reads two frames (measurements and
+        graded images) in one round of queries; the grading runs in the backend's worker threads."""
+        return self._run(self._area.sources(source_ids=source_ids, grade=grade, rules=rules))
 
 
 class BlockingQueue(BlockingArea):

@@ -407,6 +407,25 @@ class JobQA(QARecord):
     timestamp: datetime | None
 
 
+@dataclass(frozen=True, repr=False)  # QARecord's repr: the sign-off last
+class SourceQA(QARecord):
+    """A source's QA: checks with reasons over its measurements (failed or warned images, gaps, flux
+    outliers, distance from the image centre)."""
+
+    _title_field: ClassVar[str] = "source_id"
+    _panel: ClassVar[tuple[str, str] | None] = ("SourcePanel", "source_id")
+
+    source_id: str
+    grade: str
+    summary: str
+    n_measurements: int
+    metrics: dict[str, Any]
+    flags: tuple[str, ...]
+    not_assessed: tuple[str, ...]
+    checks: dict[str, str]
+    graded_by: str
+
+
 @dataclass(frozen=True)
 class QueueGroup(Record):
     _title_field: ClassVar[str] = "group_id"

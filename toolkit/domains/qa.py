@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import functools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -32,13 +32,15 @@ from ..errors import RecordNotFoundError, ToolkitError, ValidationError
 from ..notes import read as notes_read
 from ..notes.model import with_final_grade
 from ..notes.read import SIGN_OFF_COLUMNS, NotesJoin
+from ..qa import sources as source_qa
 from ..qa.grade import grade, status_column
 from ..qa.report import TARGET_COLUMNS, QAReport
 from ..qa.rules import QARules, Rule
-from ..records import ImageQA, JobQA, MeasurementSetQA, parse_json
+from ..records import ImageQA, JobQA, MeasurementSetQA, SourceQA, parse_json
 from ..schema import Kind
 from ..vocab import GRADES, MS_STAGES
 from . import jobs as jobs_domain
+from . import sources as sources_domain
 from .images import ImageFilters, filter_one_image
 from .listing import fetch_listing
 from .logs import Logs
@@ -97,6 +99,10 @@ _IMAGE_METRICS = (
 )
 _MS_METRICS = ("hours_in_stage", "flagged_fraction", *(c for c, _, _ in _CAL_JSON))
 _JOB_METRICS = ("duration_min",)
+_SOURCE_MEASUREMENTS = (
+    "source_id", "mjd", "flux_jy", "peak_jyb", "ra_deg", "dec_deg", "image_path", "sep_from_center_deg",
+)  # fmt: skip
+_SOURCE_IMAGE_KINDS: dict[str, Kind] = {**IMAGE_KINDS, "center_ra_deg": "real", "center_dec_deg": "real"}
 
 
 # ------------------------------------------------------------------------------------------- SQL
@@ -442,6 +448,86 @@ class QA:
             timestamp=row["qa_timestamp"] or row["stage_updated_at"],
             **await notes_read.sign_off_of(self._connections, "ms", row["ms_path"], row["grade"]),
         )
+
+    # ---------------------------------------------------------------------------------- sources
+    async def sources(
+        self,
+        *,
+        source_ids: Sequence[str] | None = None,
+        grade: str | list[str] | None = None,
+        rules: RulesLike = None,
+    ) -> pd.DataFrame:
+        """Source QA in bulk: one row per source (or per id of ``source_ids``) with its metrics, grade,
+        summary, reasons and one ``<check>_check`` column per ``[source.*]`` rule.
+
+        The checks: the share of its measurements made on images graded fail or warn (graded as
+        ``qa.images`` grades them), the largest gap between measurements against the median cadence, fluxes
+        more than 5 robust sigma from the median, and the largest distance from an image centre (where the
+        schema records one). ``grade`` keeps sources with that grade. Reads two frames (measurements and
+        graded images) in one round of queries; the grading runs in the backend's worker threads."""
+        resolved = QARules.resolve(rules)
+        wanted_grades = check_grades(grade, "grade")
+        wanted = None if source_ids is None else sources_domain.check_source_ids(source_ids)
+        frame = await self._source_frame(wanted, resolved)
+        if wanted is not None:
+            missing = sorted(set(wanted) - set(frame["source_id"]))
+            if missing:
+                raise RecordNotFoundError(
+                    "source", missing[0], f"{len(missing)} of the source_ids have no photometry"
+                )
+        if wanted_grades is not None:
+            frame = frame[frame["grade"].isin(wanted_grades)].reset_index(drop=True)
+        return frame
+
+    async def source(self, source_id: str, *, rules: RulesLike = None) -> SourceQA:
+        """One source's QA (:meth:`sources` for one id) as a record with its checks and reasons;
+        ``RecordNotFoundError`` when it has no photometry."""
+        resolved = QARules.resolve(rules)
+        frame = await self._source_frame([check_text(source_id, "source_id")], resolved)
+        if frame.empty:
+            raise RecordNotFoundError("source", source_id)
+        row = frames.first_row(frame)
+        return SourceQA(
+            source_id=row["source_id"],
+            grade=row["grade"],
+            summary=row["summary"],
+            n_measurements=row["n_measurements"],
+            metrics=_metrics(row, source_qa.METRIC_COLUMNS[1:]),
+            flags=_split(row["reasons"]),
+            not_assessed=_split(row["not_assessed"]),
+            checks=_checks(row, resolved.checks("source")),
+            graded_by=row["graded_by"],
+            **await notes_read.sign_off_of(self._connections, "source", row["source_id"], row["grade"]),
+        )
+
+    async def _source_frame(self, source_ids: list[str] | None, rules: QARules) -> pd.DataFrame:
+        db = await self._connections.products()
+        msql, mparams = sources_domain.measurements_query(
+            db, source_ids=source_ids, start_mjd=None, end_mjd=None, columns=_SOURCE_MEASUREMENTS
+        )
+        images = image_metrics_select(db.catalog, one=source_ids is not None)
+        images.columns = [
+            *images.columns,
+            *(
+                f"{column_or_null(db.catalog, 'images', 'i', c)} AS {c}"
+                for c in ("center_ra_deg", "center_dec_deg")
+            ),
+        ]
+        if source_ids is not None:  # only the images these sources were measured in
+            clause, values = db.catalog.dialect.in_list("s.source_id", source_ids)
+            images.filter(f"i.path IN (SELECT s.image_path FROM photometry AS s WHERE {clause})", *values)
+        isql, iparams = images.build()
+        measurements, graded = await asyncio.gather(
+            db.fetch_frame(msql, mparams, sources_domain.PHOTOMETRY_KINDS),
+            db.fetch_frame(isql, iparams, _SOURCE_IMAGE_KINDS, post=_image_post(rules)),
+        )
+
+        def compute() -> pd.DataFrame:
+            measurements["flux"] = measurements["flux_jy"].fillna(measurements["peak_jyb"])
+            metrics = source_qa.source_metrics(measurements, graded)
+            return grade(metrics, rules.checks("source"), subject="source metrics")
+
+        return await db.compute(compute)
 
     # ------------------------------------------------------------------------------------- jobs
     async def jobs(

@@ -422,7 +422,7 @@ class Sources:
         def compute(frame: pd.DataFrame) -> pd.DataFrame:
             return science.variability(frame, flux=flux, err=err, min_measurements=min_measurements)
 
-        wanted = None if source_ids is None else _check_source_ids(source_ids)
+        wanted = None if source_ids is None else check_source_ids(source_ids)
         found = await self._science_frame(flux, start_mjd, end_mjd, compute, wanted)
         if wanted is not None:
             missing = sorted(set(wanted) - set(found["source_id"]))
@@ -508,7 +508,7 @@ class Sources:
 MAX_SOURCE_IDS = 100_000
 
 
-def _check_source_ids(source_ids: Any) -> list[str]:
+def check_source_ids(source_ids: Any) -> list[str]:
     if isinstance(source_ids, str):
         raise ValidationError("source_ids must be a list of source ids, not a single string")
     ids = list(dict.fromkeys(check_names(source_ids, "source_ids")))

@@ -281,9 +281,9 @@ def _failing_checks(frames: Mapping[str, pd.DataFrame], rules: QARules) -> pd.Da
     for rule in rules:
         if not rule.enabled:
             continue
-        frame = frames["ms" if rule.metric.section == "calibration" else rule.metric.section]
+        frame = frames.get("ms" if rule.metric.section == "calibration" else rule.metric.section)
         column = f"{rule.name}_check"
-        if column not in frame or not len(frame):
+        if frame is None or column not in frame or not len(frame):  # the report grades no sources
             continue
         fail, warn = int((frame[column] == "fail").sum()), int((frame[column] == "warn").sum())
         if fail or warn:

@@ -23,10 +23,10 @@ import pandas as pd
 from ..errors import FileNotAccessibleError, ValidationError
 from ..vocab import MS_STAGES
 
-Section = Literal["image", "ms", "calibration", "job"]
+Section = Literal["image", "ms", "calibration", "job", "source"]
 CheckKind = Literal["above", "below", "stage", "values", "required"]
 Severity = Literal["warn", "fail"]
-SECTIONS: tuple[Section, ...] = ("image", "ms", "calibration", "job")
+SECTIONS: tuple[Section, ...] = ("image", "ms", "calibration", "job", "source")
 ENV_QA_RULES = "CONTIMG_QA_RULES"
 MAX_RULES_BYTES = 2**20  # a rules file is a few kB; this keeps a wrong path (a log, a FIFO) from costing much
 
@@ -112,6 +112,24 @@ CATALOGUE: tuple[Metric, ...] = (
     ),
     Metric("job", "status", "values", "status", "job status in the queue"),
     Metric("job", "duration", "above", "duration_min", "run time", "min", 1.0, 1),
+    Metric(
+        "source", "failed_images", "above", "failed_image_pct", "measurements on failed images", "%", 1.0, 0
+    ),
+    Metric(
+        "source", "warned_images", "above", "warned_image_pct", "measurements on warned images", "%", 1.0, 0
+    ),
+    Metric("source", "gap", "above", "gap_ratio", "largest gap / median cadence", "x", 1.0, 1),
+    Metric("source", "flux_outliers", "above", "n_flux_outliers", "fluxes > 5 robust sigma off", "", 1.0, 0),
+    Metric(
+        "source",
+        "center_distance",
+        "above",
+        "max_center_distance_deg",
+        "distance from image centre",
+        "deg",
+        1.0,
+        2,
+    ),
 )
 _BY_KEY: dict[tuple[str, str], Metric] = {(m.section, m.name): m for m in CATALOGUE}
 _FIELDS: dict[CheckKind, frozenset[str]] = {
