@@ -50,7 +50,16 @@ def _imports_for(annotations: list[str], home: ModuleType, imports: dict[str, st
                 continue
             obj = vars(home).get(name)
             if obj is None:
-                raise SystemExit(f"{home.__name__}: annotation name {name!r} is not in the module")
+                # A name the module imports for type checking only (astropy's, imported lazily at run time).
+                found = re.search(
+                    rf"^\s+from ([\w.]+) import [^\n]*\b{name}\b",
+                    Path(str(home.__file__)).read_text(),
+                    re.MULTILINE,
+                )
+                if found is None:
+                    raise SystemExit(f"{home.__name__}: annotation name {name!r} is not in the module")
+                imports[name] = f"from {found.group(1)} import {name}"
+                continue
             if inspect.ismodule(obj):
                 parent, _, last = obj.__name__.rpartition(".")
                 if parent.startswith("toolkit") and last == name:

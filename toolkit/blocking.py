@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from typing import Any
 
     import pandas as pd
+    from astropy.io.fits import HDUList
+    from astropy.nddata import Cutout2D
 
     from . import science
     from .arguments import EpochLike, TimeLike
@@ -57,6 +59,19 @@ class BlockingImages(BlockingArea):
 
     _area: Images
 
+    def cutout(self, id_or_path: int | str, ra_deg: float, dec_deg: float, size_arcsec: float) -> Cutout2D:
+        """A square astropy ``Cutout2D`` of the image, ``size_arcsec`` wide (at most 10 deg) around a
+        position, with its WCS (``cutout.wcs``) and its own copy of the data; trimmed where it meets the
+        image's edge. A position off the image raises ``ValidationError``; the file's errors are those of
+        :meth:`open`."""
+        return self._run(self._area.cutout(id_or_path, ra_deg, dec_deg, size_arcsec))
+
+    def file_path(self, id_or_path: int | str) -> Path:
+        """Where the image's file is on this machine: the recorded path with the ``path_map`` setting
+        applied (``CONTIMG_PATH_MAP``, for disks mounted elsewhere), checked against ``image_roots`` when
+        they are set (``InvalidPathError`` outside them). The file need not exist."""
+        return self._run(self._area.file_path(id_or_path))
+
     def get(self, id_or_path: int | str) -> Image:
         """One image by id or path (``"123"``, a string of digits, is the id 123); ``RecordNotFoundError``
         when there is none.
@@ -94,6 +109,14 @@ class BlockingImages(BlockingArea):
                 offset=offset,
             )
         )
+
+    def open(self, id_or_path: int | str) -> HDUList:
+        """The image's FITS file as an astropy ``HDUList``, memory-mapped (data are read when used). Close
+        it, or use it in a ``with`` block.
+
+        ``FileNotAccessibleError`` when the file is missing, unreadable or not FITS; ``InvalidPathError``
+        when ``image_roots`` are set and it lies outside them; ``RecordNotFoundError`` for an unknown id."""
+        return self._run(self._area.open(id_or_path))
 
     def page(
         self,

@@ -31,6 +31,8 @@ ENV_ALLOW_PRIVILEGED = "CONTIMG_ALLOW_PRIVILEGED"
 ENV_NOTES_DB = "CONTIMG_NOTES_DB"
 ENV_USER = "CONTIMG_USER"
 ENV_NOTE_LABELS = "CONTIMG_NOTE_LABELS"
+ENV_IMAGE_ROOTS = "CONTIMG_IMAGE_ROOTS"
+ENV_PATH_MAP = "CONTIMG_PATH_MAP"
 
 DEFAULT_QUERY_TIMEOUT = 30.0
 DEFAULT_POOL_SIZE = 4
@@ -81,6 +83,10 @@ class Settings:
     notes_db: Path | str | None = None
     user: str | None = None  # the author of annotations; None: the login name
     note_labels: tuple[str, ...] = DEFAULT_LABELS  # the labels notes.classify accepts
+    # Image files: the folders they may be read from (empty: anywhere), and how the pipeline's paths map to
+    # this machine's ("/stage/dsa110-contimg=/mnt/dsa110/stage": a prefix of the stored path, replaced).
+    image_roots: tuple[Path, ...] = ()
+    path_map: tuple[tuple[str, Path], ...] = ()
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -150,6 +156,15 @@ class Settings:
                 f"cannot tell who you are: set {ENV_USER} to the name annotations should carry"
             ) from exc
 
+    def local_path(self, stored: str) -> Path:
+        """Where a path the pipeline recorded is on this machine: the longest ``path_map`` prefix that
+        matches (whole folder names only) replaced by its target; the path itself when none matches."""
+        for prefix, target in sorted(self.path_map, key=lambda pair: -len(pair[0])):
+            if stored == prefix or stored.startswith(prefix.rstrip("/") + "/"):
+                rest = stored[len(prefix.rstrip("/")) :].lstrip("/")
+                return target / rest if rest else target
+        return Path(stored)
+
     def origin(self, name: str) -> str:
         return self.origins.get(name, f"setting {name}")
 
@@ -185,6 +200,26 @@ def _paths(value: str | os.PathLike[str] | tuple[Any, ...] | list[Any]) -> tuple
         else value
     )
     return tuple(_path(item) for item in items if os.fspath(item).strip())
+
+
+def _path_map(value: str | Mapping[str, Any] | tuple[Any, ...] | list[Any]) -> tuple[tuple[str, Path], ...]:
+    """``"/stage/dsa110-contimg=/mnt/stage,/data=/mnt/data"``, a mapping, or (from, to) pairs."""
+    if isinstance(value, str):
+        pairs: list[Any] = [part.partition("=")[::2] for part in value.split(",") if part.strip()]
+        if any(not to for _, to in pairs):
+            raise ValueError("expected FROM=TO pairs separated by commas")
+    elif isinstance(value, Mapping):
+        pairs = list(value.items())
+    else:
+        pairs = list(value)
+    out = []
+    for pair in pairs:
+        prefix, target = pair
+        prefix = os.fspath(prefix).strip()
+        if not prefix.startswith("/"):
+            raise ValueError(f"{prefix!r}: a mapped prefix is an absolute path, as the pipeline records them")
+        out.append((prefix, _path(target.strip() if isinstance(target, str) else target)))
+    return tuple(out)
 
 
 def _endpoint(name: str, url: str) -> Endpoint:
@@ -269,6 +304,8 @@ _VARIABLES: dict[str, str] = {
     "notes_db": ENV_NOTES_DB,
     "user": ENV_USER,
     "note_labels": ENV_NOTE_LABELS,
+    "image_roots": ENV_IMAGE_ROOTS,
+    "path_map": ENV_PATH_MAP,
 }
 
 _CONVERTERS: dict[str, Any] = {
@@ -286,4 +323,6 @@ _CONVERTERS: dict[str, Any] = {
     "notes_db": _database,
     "user": check_author,
     "note_labels": check_labels,
+    "image_roots": _paths,
+    "path_map": _path_map,
 }

@@ -14,6 +14,7 @@ import pytest
 
 from toolkit import AsyncClient, Client
 from toolkit.demo import DemoSite, build_demo_site
+from toolkit.settings import Settings
 from toolkit.widgets import Browser, Dashboard, ImagePanel, JobPanel, MSPanel, SourcePanel
 from toolkit.widgets.panels import thumbnail
 
@@ -110,7 +111,8 @@ async def test_selecting_a_row_opens_its_panel_and_links_work(newer_client: Asyn
     body = "".join(getattr(c, "value", "") for c in panel.body.children[1:])
     assert f'data-field="path">{panel.image.path}' in body
     assert "QA: " in panel.body.children[0].children[1].value
-    assert "no image file" in panel.body.children[0].children[0].value  # the demo's FITS files do not exist
+    picture = panel.body.children[0].children[0]  # the newest demo images have FITS files: a real thumbnail
+    assert bytes(picture.value[:4]) == b"\x89PNG"
     ms_button = panel.body.children[1].children[0]
     ms_button.click()
     await browser.settled()
@@ -207,12 +209,16 @@ def test_thumbnail_renders_fits_and_caches_on_mtime(tmp_path: Path) -> None:
 
     path = tmp_path / "img.fits"
     fits.PrimaryHDU(np.random.default_rng(0).normal(size=(1, 64, 64)).astype("float32")).writeto(path)
-    png = thumbnail(str(path))
+    anywhere = Settings()
+    png = thumbnail(anywhere, str(path))
     assert png is not None and png[:4] == b"\x89PNG"
-    assert thumbnail(str(path)) is png  # cached
+    assert thumbnail(anywhere, str(path)) is png  # cached
+    mapped = Settings(path_map=(("/stage", tmp_path),), image_roots=(tmp_path,))
+    assert thumbnail(mapped, "/stage/img.fits") is png  # the recorded path, mapped to this machine
+    assert thumbnail(Settings(image_roots=(tmp_path / "elsewhere",)), str(path)) is None  # outside the roots
     path.write_bytes(b"not fits")
-    assert thumbnail(str(path)) is None  # changed file: read again, unreadable: placeholder
-    assert thumbnail(str(tmp_path / "missing.fits")) is None
+    assert thumbnail(anywhere, str(path)) is None  # changed file: read again, unreadable: placeholder
+    assert thumbnail(anywhere, str(tmp_path / "missing.fits")) is None
 
 
 @pytest.mark.parametrize("size", [20, 1000])

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..mjd import unix_to_mjd
 from . import calibration, jobs, observations, products, qa, queue
+from .image_files import write_image_files
 from .notes import demo_events, write_notes
 from .site import SIZES, DemoSite, DemoSize
 from .tables import CAL_INDEXES, EXTRA_TABLES, INDEXES, JOB_INDEXES, Schema, open_new, write_table
@@ -129,6 +130,7 @@ def build_demo_site(
         demo_events(imgs.data, list(obs.data["path"]), phot.variable_sources, phot.transient_source, now,
                     notes_rng),
     )  # fmt: skip
+    write_image_files(root, products_db, seed)
     tick(len(STEPS))
     return DemoSite(
         root=root,

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .image_files import STAGE_PREFIX, stage_folder
+
 
 @dataclass(frozen=True)
 class DemoSize:
@@ -60,6 +62,8 @@ class DemoSite:
             env["PIPELINE_QUEUE_DB"] = str(self.queue_db)
         if self.notes_db is not None:
             env["CONTIMG_NOTES_DB"] = str(self.notes_db)
+        env["CONTIMG_PATH_MAP"] = f"{STAGE_PREFIX}={stage_folder(self.root)}"
+        env["CONTIMG_IMAGE_ROOTS"] = str(stage_folder(self.root))
         return env
 
     def settings_kwargs(self) -> dict[str, Any]:
@@ -69,4 +73,7 @@ class DemoSite:
             "log_dirs": (self.log_dir,),
             "queue_db": self.queue_db,
             "notes_db": self.notes_db,
+            # the pipeline's /stage/dsa110-contimg is the site's stage folder, where its FITS files are
+            "path_map": ((STAGE_PREFIX, stage_folder(self.root)),),
+            "image_roots": (stage_folder(self.root),),
         }

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from .. import frames
+from .. import fits, frames, science
 from ..arguments import TimeLike, check_choices, check_text, check_time_range
 from ..cache import cached
 from ..db.base import Catalog
@@ -26,6 +27,10 @@ from .filters import Filters, NoteFilter, Vocabulary
 from .listing import fetch_listing
 from .paging import Cursor, Keyset, Listing, Page
 from .query import IMAGES_WITH_MS, Select, latest_run_id, select_columns
+
+if TYPE_CHECKING:
+    from astropy.io.fits import HDUList
+    from astropy.nddata import Cutout2D
 
 KINDS: dict[str, Kind] = {**kinds("images"), "qa_grade": "text", "run_id": "text"}
 
@@ -184,6 +189,44 @@ class Images:
             last=last, size=size, count=count,
         )  # fmt: skip
         return await notes_read.annotate_page(self._connections, found, NOTES)
+
+    async def _stored_path(self, id_or_path: int | str) -> str:
+        """The path the pipeline recorded: looked up for an id, taken as given for a path."""
+        ident = image_ident(id_or_path)
+        if isinstance(ident, str):
+            return check_text(ident, "path")
+        db = await self._connections.products()
+        rows = await db.fetch_rows("SELECT path FROM images WHERE id = ?", [ident])
+        if not rows:
+            raise RecordNotFoundError("image", id_or_path)
+        return str(rows[0][0])
+
+    async def file_path(self, id_or_path: int | str) -> Path:
+        """Where the image's file is on this machine: the recorded path with the ``path_map`` setting
+        applied (``CONTIMG_PATH_MAP``, for disks mounted elsewhere), checked against ``image_roots`` when
+        they are set (``InvalidPathError`` outside them). The file need not exist."""
+        return fits.checked_path(self._connections.settings, await self._stored_path(id_or_path))
+
+    async def open(self, id_or_path: int | str) -> HDUList:
+        """The image's FITS file as an astropy ``HDUList``, memory-mapped (data are read when used). Close
+        it, or use it in a ``with`` block.
+
+        ``FileNotAccessibleError`` when the file is missing, unreadable or not FITS; ``InvalidPathError``
+        when ``image_roots`` are set and it lies outside them; ``RecordNotFoundError`` for an unknown id."""
+        stored = await self._stored_path(id_or_path)
+        return await asyncio.to_thread(fits.open_fits, self._connections.settings, stored)
+
+    async def cutout(
+        self, id_or_path: int | str, ra_deg: float, dec_deg: float, size_arcsec: float
+    ) -> Cutout2D:
+        """A square astropy ``Cutout2D`` of the image, ``size_arcsec`` wide (at most 10 deg) around a
+        position, with its WCS (``cutout.wcs``) and its own copy of the data; trimmed where it meets the
+        image's edge. A position off the image raises ``ValidationError``; the file's errors are those of
+        :meth:`open`."""
+        science.check_position(ra_deg, dec_deg)
+        size = fits.check_cutout_size(size_arcsec)
+        stored = await self._stored_path(id_or_path)
+        return await asyncio.to_thread(fits.cutout, self._connections.settings, stored, ra_deg, dec_deg, size)
 
     async def get(self, id_or_path: int | str) -> Image:
         """One image by id or path (``"123"``, a string of digits, is the id 123); ``RecordNotFoundError``

@@ -147,7 +147,7 @@ async def read_night(api: AsyncClient) -> NightData:
 
     errors = await asyncio.gather(*(first_error(str(r)) for r in failed["run_id"].dropna()))
     newest = images.head(NEWEST_IMAGES)["path"].astype(str).tolist()
-    pngs = await asyncio.gather(*(asyncio.to_thread(thumbnail, p) for p in newest))
+    pngs = await asyncio.gather(*(asyncio.to_thread(thumbnail, api.settings, p) for p in newest))
     stages = ms["stage"].fillna("pending").value_counts().to_dict() if len(ms) else {}
     ordered = {s: int(stages[s]) for s in (*MS_STAGES, "pending") if s in stages}
     outcomes = jobs["status"].fillna("unknown").value_counts().to_dict() if len(jobs) else {}

@@ -19,8 +19,11 @@ import ipywidgets as w
 import numpy as np
 import pandas as pd
 
+from .. import fits
 from ..client import AsyncClient
+from ..errors import ToolkitError
 from ..records import Record
+from ..settings import Settings
 from .notes_box import NotesBox, Target
 from .runner import AnyClient, Runner
 from .scatter import Scatter, finite_or_none, nearest, padded_view
@@ -129,19 +132,13 @@ class Panel(w.VBox):  # type: ignore[misc]
 def _thumbnail_png(path: str, mtime_ns: int) -> bytes | None:
     """A FITS image's PNG thumbnail (cached on path and modification time); None when it cannot be read."""
     try:
-        from astropy.io import fits
+        from astropy.io import fits as astropy_fits
         from astropy.visualization import ZScaleInterval
 
-        with fits.open(path, memmap=True) as hdul:
-            data = next(
-                (h.data for h in hdul if getattr(h, "data", None) is not None and h.data.ndim >= 2), None
-            )
-            if data is None:
-                return None
-            while data.ndim > 2:
-                data = data[0]
+        with astropy_fits.open(path, memmap=True) as hdul:
+            data, _ = fits.sky_plane(hdul)
             step = max(1, max(data.shape) // 512)
-            data = data[::step, ::step]
+            data = np.array(data[::step, ::step])
         low, high = ZScaleInterval().get_limits(data)
         from matplotlib.figure import Figure
 
@@ -156,12 +153,15 @@ def _thumbnail_png(path: str, mtime_ns: int) -> bytes | None:
         return None
 
 
-def thumbnail(path: str) -> bytes | None:
+def thumbnail(settings: Settings, stored: str) -> bytes | None:
+    """The PNG of an image recorded at ``stored`` (the path map and image roots applied); None when there
+    is no readable file."""
     try:
+        path = fits.checked_path(settings, stored)
         mtime = os.stat(path).st_mtime_ns
-    except OSError:
+    except (OSError, ToolkitError):
         return None
-    return _thumbnail_png(path, mtime)
+    return _thumbnail_png(str(path), mtime)
 
 
 _PLACEHOLDER = (
@@ -176,7 +176,7 @@ class ImagePanel(Panel):
     def load(self) -> None:
         async def work(api: AsyncClient) -> tuple[Any, Any, bytes | None]:
             image, qa = await asyncio.gather(api.images.get(self.ident), api.qa.image(self.ident))
-            png = await asyncio.to_thread(thumbnail, image.path)
+            png = await asyncio.to_thread(thumbnail, api.settings, image.path)
             return image, qa, png
 
         def done(result: tuple[Any, Any, bytes | None]) -> None:
