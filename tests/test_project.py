@@ -114,7 +114,8 @@ def test_every_public_type_is_exported_and_the_list_is_sorted() -> None:
             returned.update(
                 w
                 for w in re.findall(r"[A-Z][A-Za-z]+", hint)
-                if w not in {"DataFrame", "Any", "None", "AsyncIterator", "Path"}
+                # pandas', astropy's (HDUList, Cutout2D) and the standard library's types are theirs to export
+                if w not in {"DataFrame", "Any", "None", "AsyncIterator", "Path", "HDUList", "Cutout"}
             )
     returned.add(type(client.cache.stats()).__name__)
     errors_tree = {

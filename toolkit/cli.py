@@ -59,6 +59,9 @@ def _pick_columns(frame: pd.DataFrame, columns: str | None) -> pd.DataFrame:
 
 
 def _stats(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    if ns.verbose:  # on stderr: the counts on stdout stay machine-readable
+        for name, text in client.settings.sources().items():
+            print(f"{name}: {text}", file=sys.stderr)
     stats = client.stats()
     rows = [("MS total", stats.ms_total)]
     rows += [(f"  MS {stage}", n) for stage, n in sorted(stats.ms_by_stage.items())]
@@ -450,7 +453,10 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--columns", help="comma-separated columns to show")
         return p
 
-    listing("stats", "dashboard counts")
+    stats = listing("stats", "dashboard counts")
+    stats.add_argument(
+        "-v", "--verbose", action="store_true", help="say which databases and folders were read, and why"
+    )
     images = listing("images", "list images (newest first)")
     images.add_argument("--type", action="append", help=f"image type, repeatable: {', '.join(IMAGE_TYPES)}")
     images.add_argument("--ms-path", dest="ms_path")

@@ -153,4 +153,4 @@ class AsyncClient:
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<AsyncClient {state} products_db={self.settings.products_db}>"
+        return f"<AsyncClient {state} {self.settings.sources_line()}>"

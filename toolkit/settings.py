@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import itertools
 import os
 import urllib.parse
 from collections.abc import Mapping
@@ -33,6 +34,15 @@ ENV_USER = "CONTIMG_USER"
 ENV_NOTE_LABELS = "CONTIMG_NOTE_LABELS"
 ENV_IMAGE_ROOTS = "CONTIMG_IMAGE_ROOTS"
 ENV_PATH_MAP = "CONTIMG_PATH_MAP"
+ENV_STATE_DIR = "DSA110_STATE_DIR"
+# Where the pipeline keeps its state when nothing says otherwise (its API looks there too).
+DEFAULT_STATE_DIR = Path("/data/dsa110-contimg/state")
+STATE_FILES = {
+    "products_db": "products.sqlite3",
+    "cal_registry_db": "cal_registry.sqlite3",
+    "queue_db": "ingest.sqlite3",
+}
+MAX_LOG_FOLDERS = 64
 
 DEFAULT_QUERY_TIMEOUT = 30.0
 DEFAULT_POOL_SIZE = 4
@@ -129,6 +139,7 @@ class Settings:
                 continue
             values[name] = _convert(name, raw, origin)
             origins[name] = origin
+        _discover(env, values, origins)
         return cls(**values, origins=origins)
 
     def with_overrides(self, **overrides: Any) -> Settings:
@@ -170,11 +181,64 @@ class Settings:
 
     def require_products_db(self) -> Path | str:
         if self.products_db is None:
+            looked = self.origins.get("state_dir", "")
             raise ConfigurationError(
-                f"no products database configured: pass products_db=... or set {ENV_PRODUCTS_DB} "
+                f"no products database configured: pass products_db=..., set {ENV_PRODUCTS_DB}, or set "
+                f"{ENV_STATE_DIR} to the pipeline's state folder{f' ({looked})' if looked else ''} "
                 "(run `contimg demo DIR` to build a demo site)"
             )
         return self.products_db
+
+    def sources(self) -> dict[str, str]:
+        """Each database and folder the client reads, with where the value came from."""
+        shown = {}
+        for name in ("products_db", "cal_registry_db", "queue_db", "notes_db", "log_dirs", "image_roots"):
+            value = getattr(self, name)
+            if value is None or value == ():
+                continue
+            text = os.pathsep.join(map(str, value)) if isinstance(value, tuple) else str(value)
+            shown[name] = f"{_redacted(text)} ({self.origin(name)})"
+        return shown
+
+    def sources_line(self) -> str:
+        """:meth:`sources` on one line, for a client's repr."""
+        used = " ".join(f"{name}={text}" for name, text in self.sources().items())
+        return used or f"nothing configured ({self.origins.get('state_dir', 'no products database')})"
+
+
+def _discover(env: Mapping[str, str], values: dict[str, Any], origins: dict[str, str]) -> None:
+    """Fill the unset databases and log folders from the pipeline's state folder: ``DSA110_STATE_DIR`` when
+    set, else ``/data/dsa110-contimg/state`` when no products database was given at all."""
+    if env.get(ENV_STATE_DIR):
+        state, how = _path(env[ENV_STATE_DIR]), f"{ENV_STATE_DIR}={env[ENV_STATE_DIR]}"
+    elif "products_db" not in values:
+        state, how = DEFAULT_STATE_DIR, f"the pipeline's default state folder {DEFAULT_STATE_DIR}"
+    else:
+        return
+    try:
+        found = {name: state / file for name, file in STATE_FILES.items() if (state / file).is_file()}
+        logs = sorted(
+            p
+            for p in itertools.islice(state.iterdir(), MAX_LOG_FOLDERS * 16)
+            if p.is_dir() and p.name.endswith("logs")
+        )
+    except OSError:
+        found, logs = {}, []
+    for name, path in found.items():
+        if name not in values:
+            values[name], origins[name] = path, f"found in {how}"
+    if logs and "log_dirs" not in values:
+        values["log_dirs"], origins["log_dirs"] = tuple(logs[:MAX_LOG_FOLDERS]), f"found in {how}"
+    if "products_db" not in found:
+        origins["state_dir"] = f"looked in {how}: no {STATE_FILES['products_db']} there"
+
+
+def _redacted(text: str) -> str:
+    """A database URL without its password."""
+    parsed = urllib.parse.urlsplit(text)
+    if parsed.password:
+        return text.replace(f":{parsed.password}@", ":***@")
+    return text
 
 
 def _database(value: str | os.PathLike[str]) -> Path | str:

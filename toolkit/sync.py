@@ -78,7 +78,7 @@ class Client(BlockingClientCalls, BlockingAreas):
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else "open"
-        return f"<Client {state} products_db={self.settings.products_db}>"
+        return f"<Client {state} {self.settings.sources_line()}>"
 
 
 _shared: LoopThread | None = None
