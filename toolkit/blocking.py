@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from .loop_thread import BlockingArea, BlockingContext, LoopThread
 
 if TYPE_CHECKING:
+    import builtins as builtins
     import os as os
     from collections.abc import Callable, Iterator, Mapping, Sequence
     from datetime import timedelta
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from .domains.cal import CalFilters, CalTables
     from .domains.images import ImageFilters, Images
     from .domains.jobs import JobFilters, Jobs
+    from .domains.jobs_queue import JobsQueue
     from .domains.logs import LogLines, Logs, LogSummary
     from .domains.ms import MeasurementSets, MSFilters
     from .domains.notes import MissingTargets, Notes, NotesBatch, NotesImport, TargetLike
@@ -46,6 +48,8 @@ if TYPE_CHECKING:
         MeasurementSet,
         MeasurementSetQA,
         Night,
+        PipelineJob,
+        PipelineQueueStats,
         QueueGroup,
         QueueStats,
         Source,
@@ -815,6 +819,33 @@ class BlockingQueue(BlockingArea):
         return self._run(self._area.stuck(older_than, as_of=as_of))
 
 
+class BlockingJobsQueue(BlockingArea):
+    """``client.jobs_queue``, blocking: each method is ``AsyncClient.jobs_queue``'s, waited for."""
+
+    _area: JobsQueue
+
+    def get(self, job_id: str) -> PipelineJob:
+        """One job, with its error and full traceback when it failed and its result when it finished.
+
+        RQ stores results as pickles, and unpickling runs code, so the toolkit loads plain data only (numbers,
+        text, lists, dicts, ...): for anything else ``result`` is None, ``result_note`` names the class, and
+        ``result_pickle`` keeps the bytes (``pickle.loads`` them yourself only if you trust everyone who can
+        write to that Redis). ``RecordNotFoundError`` for an unknown or expired job."""
+        return self._run(self._area.get(job_id))
+
+    def list(self, *, status: str | builtins.list[str] | None = None, limit: int = 100) -> pd.DataFrame:
+        """Jobs of the queue, newest first (by enqueue time), at most ``limit`` (1 to 10,000): job_id, status,
+        function and arguments, times, duration_s, worker, the error line of a failed job, and the result
+        of a finished one when it is plain data (see :meth:`get`). ``status`` is one state or a list:
+        queued, started, finished, failed, deferred, scheduled or canceled."""
+        return self._run(self._area.list(status=status, limit=limit))
+
+    def stats(self) -> PipelineQueueStats:
+        """How many jobs are in each state (queued, started, finished, failed, deferred, scheduled, canceled)
+        and how many workers listen to the queue: one round trip."""
+        return self._run(self._area.stats())
+
+
 class BlockingServices(BlockingArea):
     """``client.services``, blocking: each method is ``AsyncClient.services``'s, waited for."""
 
@@ -951,6 +982,7 @@ class BlockingAreas:
     logs: BlockingLogs
     qa: BlockingQA
     queue: BlockingQueue
+    jobs_queue: BlockingJobsQueue
     services: BlockingServices
     notes: BlockingNotes
 
@@ -963,5 +995,6 @@ class BlockingAreas:
         self.logs = BlockingLogs(loop, client.logs)
         self.qa = BlockingQA(loop, client.qa)
         self.queue = BlockingQueue(loop, client.queue)
+        self.jobs_queue = BlockingJobsQueue(loop, client.jobs_queue)
         self.services = BlockingServices(loop, client.services)
         self.notes = BlockingNotes(loop, client.notes)

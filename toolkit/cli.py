@@ -24,6 +24,7 @@ from .domains.ms import MSFilters
 from .domains.sources import SourceFilters
 from .errors import ConfigurationError, ToolkitError, ValidationError
 from .notes.model import NoteEvent
+from .rqdata import STATUS_KEYS
 from .sync import Client
 from .vocab import CAL_STATUSES, IMAGE_TYPES, JOB_STATUSES, MS_STAGES, MS_STATUSES, QUEUE_STATES, TABLE_TYPES
 
@@ -130,6 +131,27 @@ def _queue(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
         frame = client.queue.stuck(ns.stuck)
     else:
         frame = client.queue.list(state=ns.state, search=ns.search, limit=ns.limit)
+    _emit(_pick_columns(frame, ns.columns), ns.format, out)
+
+
+def _jobs_queue(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    if ns.job is not None:
+        job = client.jobs_queue.get(ns.job)
+        fields = {k: v for k, v in job.to_dict().items() if k not in ("traceback", "result_pickle")}
+        if ns.format == "json":
+            out.write(json.dumps({**fields, "traceback": job.traceback}, default=str) + "\n")
+            return
+        for name, value in fields.items():
+            out.write(f"{name:>12}: {value}\n")
+        if job.traceback:
+            out.write(job.traceback.rstrip("\n") + "\n")
+        return
+    if ns.stats:
+        stats = client.jobs_queue.stats()
+        rows = [*stats.counts.items(), ("workers", stats.workers)]
+        _emit(_pick_columns(pd.DataFrame(rows, columns=["what", "count"]), ns.columns), ns.format, out)
+        return
+    frame = client.jobs_queue.list(status=ns.status, limit=ns.limit)
     _emit(_pick_columns(frame, ns.columns), ns.format, out)
 
 
@@ -484,6 +506,13 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--valid-at-mjd", dest="valid_at_mjd", type=float)
     cal.add_argument("--source-ms-path", dest="source_ms_path", help="the tables solved from this MS")
 
+    jq = listing(
+        "jobs-queue", "the pipeline's RQ job queue (PIPELINE_REDIS_URL): jobs newest first, one, or counts"
+    )
+    jq.add_argument("--status", action="append", help=f"repeatable: {', '.join(STATUS_KEYS)}")
+    jq.add_argument("--limit", type=int, default=20)
+    jq.add_argument("--job", metavar="JOB_ID", help="one job, with its traceback or result")
+    jq.add_argument("--stats", action="store_true", help="how many jobs are in each state, and the workers")
     queue = listing("queue", "list the ingest queue (newest first), or the stuck groups")
     queue.add_argument("--state", action="append", help=f"state, repeatable: {', '.join(QUEUE_STATES)}")
     queue.add_argument("--stuck", metavar="AGE", help="only groups not updated for AGE (e.g. 6h, '2 days')")
@@ -559,6 +588,8 @@ def _handler(ns: argparse.Namespace) -> Handler:
         return _report
     if ns.command == "queue":
         return _queue
+    if ns.command == "jobs-queue":
+        return _jobs_queue
     if ns.command == "services":
         return _services
     return {"tail": _logs_tail, "read": _logs_read}.get(ns.logs_command, _logs_grep)

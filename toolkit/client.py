@@ -15,6 +15,7 @@ from .db.statements import check_read_statement
 from .domains.cal import CalTables
 from .domains.images import Images
 from .domains.jobs import Jobs
+from .domains.jobs_queue import JobsQueue
 from .domains.logs import Logs
 from .domains.ms import MeasurementSets
 from .domains.nights import last_night as _last_night
@@ -65,6 +66,7 @@ class AsyncClient:
         self.logs = Logs(self._connections)
         self.qa = QA(self._connections, self.logs)
         self.queue = Queue(self._connections)
+        self.jobs_queue = JobsQueue(self._connections)
         self.services = Services(self._connections)
         self.notes = Notes(self._connections)
         self.cache = self._connections.cache
@@ -91,6 +93,7 @@ class AsyncClient:
         """Close every connection and worker thread. Calls after this raise ``ClientClosedError``."""
         await self._connections.aclose()
         self.logs.aclose()
+        await self.jobs_queue.aclose()
 
     @property
     def closed(self) -> bool:

@@ -446,6 +446,55 @@ class QueueGroup(Record):
 
 
 @dataclass(frozen=True)
+class PipelineJob(Record):
+    """A job in the pipeline's RQ queue (``client.jobs_queue``). ``result`` holds the job's return value when
+    it is plain data; otherwise ``result_note`` says what it is and ``result_pickle`` keeps the raw pickle,
+    which the toolkit never unpickles (see :mod:`toolkit.rqdata`)."""
+
+    _title_field: ClassVar[str] = "job_id"
+    _hidden: ClassVar[frozenset[str]] = frozenset({"result_pickle"})
+
+    job_id: str
+    status: str | None
+    func_name: str | None
+    args: str | None
+    description: str | None
+    origin: str | None
+    created_at: datetime | None
+    enqueued_at: datetime | None
+    started_at: datetime | None
+    ended_at: datetime | None
+    worker_name: str | None
+    timeout_s: float | None
+    error: str | None  # the exception line of a failed job's traceback
+    traceback: str | None
+    result: Any
+    result_note: str | None
+    result_pickle: bytes | None = field(default=None, repr=False)
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return self.ended_at - self.started_at
+
+
+@dataclass(frozen=True)
+class PipelineQueueStats(Record):
+    """How many jobs the pipeline's RQ queue holds in each state, and how many workers listen to it."""
+
+    _title_field: ClassVar[str] = "queue_name"
+
+    queue_name: str
+    counts: dict[str, int]
+    workers: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())
+
+
+@dataclass(frozen=True)
 class QueueStats(Record):
     total: int
     by_state: dict[str, int]

@@ -35,6 +35,9 @@ ENV_NOTE_LABELS = "CONTIMG_NOTE_LABELS"
 ENV_IMAGE_ROOTS = "CONTIMG_IMAGE_ROOTS"
 ENV_PATH_MAP = "CONTIMG_PATH_MAP"
 ENV_STATE_DIR = "DSA110_STATE_DIR"
+ENV_REDIS_URL = "PIPELINE_REDIS_URL"
+ENV_QUEUE_NAME = "DSA110_QUEUE_NAME"
+DEFAULT_QUEUE_NAME = "dsa110-pipeline"  # the pipeline API's RQ queue
 # Where the pipeline keeps its state when nothing says otherwise (its API looks there too).
 DEFAULT_STATE_DIR = Path("/data/dsa110-contimg/state")
 STATE_FILES = {
@@ -97,6 +100,9 @@ class Settings:
     # this machine's ("/stage/dsa110-contimg=/mnt/dsa110/stage": a prefix of the stored path, replaced).
     image_roots: tuple[Path, ...] = ()
     path_map: tuple[tuple[str, Path], ...] = ()
+    # The pipeline's job queue: RQ on Redis (redis://host:port/db), read-only
+    redis_url: str | None = None
+    queue_name: str = DEFAULT_QUEUE_NAME
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -192,7 +198,9 @@ class Settings:
     def sources(self) -> dict[str, str]:
         """Each database and folder the client reads, with where the value came from."""
         shown = {}
-        for name in ("products_db", "cal_registry_db", "queue_db", "notes_db", "log_dirs", "image_roots"):
+        for name in (
+            "products_db", "cal_registry_db", "queue_db", "notes_db", "log_dirs", "image_roots", "redis_url",
+        ):  # fmt: skip
             value = getattr(self, name)
             if value is None or value == ():
                 continue
@@ -286,6 +294,20 @@ def _path_map(value: str | Mapping[str, Any] | tuple[Any, ...] | list[Any]) -> t
     return tuple(out)
 
 
+def _redis_url(value: str) -> str:
+    text = str(value).strip()
+    if urllib.parse.urlsplit(text).scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("expected redis://host:port/db, rediss://... or unix:///path/to/socket")
+    return text
+
+
+def _queue_name(value: str) -> str:
+    text = str(value).strip()
+    if not text or len(text) > 200 or any(c.isspace() for c in text):
+        raise ValueError("a queue name is 1 to 200 characters without spaces")
+    return text
+
+
 def _endpoint(name: str, url: str) -> Endpoint:
     parsed = urllib.parse.urlsplit(url.strip())
     if parsed.scheme not in ("tcp", "http", "https") or not parsed.hostname:
@@ -370,6 +392,8 @@ _VARIABLES: dict[str, str] = {
     "note_labels": ENV_NOTE_LABELS,
     "image_roots": ENV_IMAGE_ROOTS,
     "path_map": ENV_PATH_MAP,
+    "redis_url": ENV_REDIS_URL,
+    "queue_name": ENV_QUEUE_NAME,
 }
 
 _CONVERTERS: dict[str, Any] = {
@@ -389,4 +413,6 @@ _CONVERTERS: dict[str, Any] = {
     "note_labels": check_labels,
     "image_roots": _paths,
     "path_map": _path_map,
+    "redis_url": _redis_url,
+    "queue_name": _queue_name,
 }
