@@ -395,11 +395,11 @@ class BlockingSources(BlockingArea):
         """Per source: n, mean / weighted-mean / max / min flux, ``std_flux_jy``, eta, V, ``chi2``,
         ``chi2_reduced``, the largest |Vs| and |m| over its epoch pairs, and ``is_variable``.
 
-        Definitions (:mod:`toolkit.science`): with weights w = 1/err^2, chi2 = sum w (f - weighted mean)^2
-        and chi2_reduced = chi2 / (N - 1) over the N measurements with an error, which is eta; V = std(f) / mean(f); ``is_variable`` is the
-        pipeline API's flag, V > 0.1. ``flux`` is ``flux_jy``, ``peak_jyb`` or ``normalized_flux_jy``, each
-        with its own error column. ``source_ids`` computes those sources only, in the same one query; an id
-        with no photometry raises ``RecordNotFoundError``."""
+        Definitions (:mod:`toolkit.science`): with weights w = 1/err^2, chi2 = sum w (f - weighted mean)^2,
+        and chi2_reduced = chi2 / (N - 1) over the N measurements that have an error, which is eta;
+        V = std(f) / mean(f); ``is_variable`` is the pipeline API's flag, V > 0.1. ``flux`` is ``flux_jy``,
+        ``peak_jyb`` or ``normalized_flux_jy``, each with its own error column. ``source_ids`` computes
+        those sources only, in the same one query; an id with no photometry raises ``RecordNotFoundError``."""
         return self._run(
             self._area.variability(
                 flux=flux,
