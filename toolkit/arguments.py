@@ -110,6 +110,15 @@ def check_time_range(since: TimeLike | None, until: TimeLike | None) -> tuple[fl
     return start, end
 
 
+def digits_as_id(value: int | str) -> int | str:
+    """A string of ASCII digits names a row by its integer id (``"123"`` is 123, as the pipeline's API read
+    ``/images/123``); anything else is returned as it is. Past 19 digits no database integer can hold it:
+    2**63 stands in, and the 64-bit check where it is used says so."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        return int(value) if len(value) <= 19 else 2**63
+    return value
+
+
 def check_count(value: Any, name: str, *, low: int = 0, high: int = MAX_INT64) -> int:
     """A whole number in ``[low, high]`` (by default within what a 64-bit database integer holds)."""
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:

@@ -417,7 +417,7 @@ class BlockingJobs(BlockingArea):
     _area: Jobs
 
     def get(self, run_id_or_id: int | str) -> Job:
-        """One job by run id (stored or derived from its MS) or integer id, with its MS's phase centre, the
+        """One job by run id (stored or derived from its MS) or id (42 or "42"), with its MS's phase centre, the
         id of its output image and ``cal_table_match``, the registry's table for its MS (first in apply
         order, as ``ms.get`` lists them)."""
         return self._run(self._area.get(run_id_or_id))

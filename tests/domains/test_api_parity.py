@@ -36,6 +36,13 @@ async def test_a_string_of_digits_names_an_image_by_id(client: AsyncClient) -> N
         await client.images.get("9" * 40)
     with pytest.raises(RecordNotFoundError):  # not digits: a path, and there is none
         await client.images.get("１２３")
+    # The same rule wherever an image or a job is named by id.
+    chain = await client.provenance(str(first["id"]))
+    assert chain.kind == "image" and chain.ms_path == by_int.ms_path
+    jobs = (await client.jobs.list(limit=5)).dropna(subset=["id"])
+    if len(jobs):  # the older schema's jobs are derived from MS and have no id
+        job_id = int(jobs["id"].iloc[0])
+        assert await client.jobs.get(str(job_id)) == await client.jobs.get(job_id)
 
 
 # ------------------------------------------------------------------------------------------------ errors

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from .. import fits, frames, science
-from ..arguments import TimeLike, check_choices, check_text, check_time_range
+from ..arguments import TimeLike, check_choices, check_text, check_time_range, digits_as_id
 from ..cache import cached
 from ..db.base import Catalog
 from ..db.connections import Connections
@@ -103,10 +103,7 @@ def image_ident(id_or_path: int | str) -> int | str:
     ``/images/123``), anything else a path."""
     if isinstance(id_or_path, bool) or not isinstance(id_or_path, int | str):
         raise ValidationError(f"an image is named by its integer id or its path, not {id_or_path!r}")
-    if isinstance(id_or_path, str) and id_or_path.isascii() and id_or_path.isdigit():
-        # past 19 digits it is beyond any database's integer; the bound check downstream says so
-        return int(id_or_path) if len(id_or_path) <= 19 else 2**63
-    return id_or_path
+    return digits_as_id(id_or_path)
 
 
 def filter_one_image(q: Select, id_or_path: int | str) -> Select:

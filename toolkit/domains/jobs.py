@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from .. import frames, runids
-from ..arguments import TimeLike, check_choices, check_text, check_time_range
+from ..arguments import TimeLike, check_choices, check_text, check_time_range, digits_as_id
 from ..cache import cached
 from ..db.base import Catalog
 from ..db.connections import Connections
@@ -108,6 +108,7 @@ def get_select(catalog: Catalog, run_id_or_id: int | str) -> Select:
     q = select(catalog)
     if isinstance(run_id_or_id, bool) or not isinstance(run_id_or_id, int | str):
         raise ValidationError(f"a job is named by its run id or integer id, not {run_id_or_id!r}")
+    run_id_or_id = digits_as_id(run_id_or_id)  # "42" is the job 42
     if isinstance(run_id_or_id, int):
         q.filter("j.id = ?", run_id_or_id)
     else:
@@ -231,7 +232,7 @@ class Jobs:
         return await notes_read.annotate_page(self._connections, found, NOTES)
 
     async def get(self, run_id_or_id: int | str) -> Job:
-        """One job by run id (stored or derived from its MS) or integer id, with its MS's phase centre, the
+        """One job by run id (stored or derived from its MS) or id (42 or "42"), with its MS's phase centre, the
         id of its output image and ``cal_table_match``, the registry's table for its MS (first in apply
         order, as ``ms.get`` lists them)."""
         db = await self._connections.products()

@@ -21,7 +21,7 @@ from ..errors import RecordNotFoundError, ToolkitError, ValidationError
 from ..records import CalTable, Job, MeasurementSet, Record
 from .cal import KINDS as CAL_KINDS
 from .cal import caltable_from_row
-from .images import Images
+from .images import Images, image_ident
 from .jobs import Jobs
 from .logs import Logs
 from .ms import MeasurementSets
@@ -55,6 +55,7 @@ async def _resolve(
         raise ValidationError(
             f"provenance takes an image id, an image or MS path, or a run id, not {target!r}"
         )
+    target = image_ident(target)  # "123" is the image 123, as in images.get
     db = await connections.products()
     if isinstance(target, int):
         rows = await db.fetch_rows("SELECT ms_path FROM images WHERE id = ?", [target])
