@@ -16,11 +16,15 @@ def check_output_path(path: str | os.PathLike[str], suffixes: tuple[str, ...], w
     target = Path(path).expanduser()
     if target.suffix.lower() not in suffixes:
         raise ValidationError(f"{what} written to {target} must end in {' or '.join(suffixes)}")
-    if not target.parent.is_dir():
+    try:
+        folder_ok, is_folder, exists = target.parent.is_dir(), target.is_dir(), target.exists()
+    except OSError as exc:  # a name too long for the file system, a loop of links
+        raise FileNotAccessibleError(f"cannot write {str(target)[:200]}: {exc.strerror or exc}") from exc
+    if not folder_ok:
         raise FileNotAccessibleError(f"cannot write {target}: folder {target.parent} does not exist")
-    if target.is_dir():
+    if is_folder:
         raise FileNotAccessibleError(f"cannot write {target}: it is a folder")
-    if target.exists():
+    if exists:
         try:
             with target.open("rb") as existing:
                 head = existing.read(16)

@@ -404,3 +404,17 @@ async def test_grep_refuses_to_return_more_than_a_million_lines(site: DemoSite, 
         with pytest.raises(ValidationError, match="more than 1,000,000 lines"):
             await client.logs.grep("job-wide", "x", context=1, max_matches=1_000_000)
         assert len(await client.logs.grep("job-wide", "x", context=10, max_matches=200)) == 210
+
+
+async def test_a_file_name_too_long_for_the_file_system_is_our_error(
+    newer_client: AsyncClient, tmp_path: Path
+) -> None:
+    from toolkit import FileNotAccessibleError
+
+    long_name = str(tmp_path / ("x" * 5000))
+    with pytest.raises(FileNotAccessibleError, match="cannot read"):
+        await newer_client.notes.import_(long_name)
+    with pytest.raises(FileNotAccessibleError, match="cannot write"):
+        await newer_client.notes.export(long_name + ".jsonl")
+    with pytest.raises(FileNotAccessibleError, match="cannot write"):
+        (await newer_client.qa.report()).to_html(long_name + ".html")

@@ -449,7 +449,11 @@ def _event_json(row: Mapping[Any, Any]) -> dict[str, Any]:
 
 
 def _read_events_file(path: Path, labels: Sequence[str]) -> list[NoteEvent]:
-    if not path.is_file():
+    try:
+        regular = path.is_file()
+    except OSError as exc:  # a name too long for the file system, a loop of links: is_file raises for these
+        raise FileNotAccessibleError(f"cannot read {str(path)[:200]}: {exc.strerror or exc}") from exc
+    if not regular:
         raise FileNotAccessibleError(f"{path} is not a file (an export of notes.export, JSON Lines)")
     events: list[NoteEvent] = []
     try:
