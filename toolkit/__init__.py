@@ -32,6 +32,7 @@ from .errors import (
     ToolkitError,
     ValidationError,
 )
+from .export import ExportResult
 from .notes.model import NoteEvent
 from .qa import QAReport, QARules
 from .records import (
@@ -68,6 +69,7 @@ __all__ = [
     "DatabaseError",
     "DatabaseQueryError",
     "EtaVResult",
+    "ExportResult",
     "FileNotAccessibleError",
     "GrepTruncatedWarning",
     "Image",

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from .domains.queue import Queue, QueueFilters
     from .domains.services import Services
     from .domains.sources import SourceFilters, Sources
+    from .export import ExportResult
     from .notes.model import NoteEvent
     from .qa.report import QAReport
     from .records import (
@@ -270,10 +271,68 @@ class BlockingSources(BlockingArea):
             )
         )
 
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        batch_rows: int = 250000,
+        source_ids: Sequence[str] | None = None,
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
+        columns: Sequence[str] | None = None,
+        overwrite: bool = False,
+        progress: bool = True,
+    ) -> ExportResult:
+        """Write the photometry (with :meth:`measurements`' filters) to a Parquet or CSV file, streamed in
+        batches (:meth:`iter_measurements`), with a progress bar. ``format`` is ``"parquet"`` or ``"csv"``
+        (by default the file's suffix says). Beside it, ``<file>.manifest.json`` records the query and its
+        parameters, the database's change counter, the toolkit's version, the time and the row count.
+
+        The file appears only when complete (written to a temporary name, then renamed); an existing file
+        is replaced only with ``overwrite=True``. Reading a Parquet export back with ``pd.read_parquet``
+        gives the frame :meth:`measurements` returns."""
+        return self._run(
+            self._area.export(
+                path,
+                format=format,
+                batch_rows=batch_rows,
+                source_ids=source_ids,
+                start_mjd=start_mjd,
+                end_mjd=end_mjd,
+                columns=columns,
+                overwrite=overwrite,
+                progress=progress,
+            )
+        )
+
     def get(self, source_id: str) -> Source:
         """One source with its summary numbers, its ``name``, and the images it was measured in:
         ``contributing_images`` (image id, path, MS path, QA grade, time) and ``latest_image_id``."""
         return self._run(self._area.get(source_id))
+
+    def iter_measurements(
+        self,
+        *,
+        batch_rows: int = 250000,
+        source_ids: Sequence[str] | None = None,
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> Iterator[pd.DataFrame]:
+        """:meth:`measurements` in batches of at most ``batch_rows`` rows (1 to 10,000,000; default 250,000),
+        in id order, so memory holds one batch whatever the table's size. Each batch is one keyset query
+        (``id > last``) read as Arrow. Rows written while it runs are not included: it stops at the highest
+        id there was when it began."""
+        return self._iterate(
+            self._area.iter_measurements(
+                batch_rows=batch_rows,
+                source_ids=source_ids,
+                start_mjd=start_mjd,
+                end_mjd=end_mjd,
+                columns=columns,
+            )
+        )
 
     def lightcurve(
         self,

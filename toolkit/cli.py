@@ -134,6 +134,24 @@ def _queue(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
     _emit(_pick_columns(frame, ns.columns), ns.format, out)
 
 
+def _export(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
+    columns = [c.strip() for c in ns.columns.split(",") if c.strip()] if ns.columns else None
+    result = client.sources.export(
+        ns.file,
+        format=ns.export_format,
+        batch_rows=ns.batch_rows,
+        source_ids=ns.source_id,
+        start_mjd=ns.start_mjd,
+        end_mjd=ns.end_mjd,
+        columns=columns,
+        overwrite=ns.overwrite,
+        progress=not ns.quiet,
+    )
+    out.write(
+        f"wrote {result.rows:,} rows ({result.bytes:,} bytes) to {result.path}; manifest {result.manifest}\n"
+    )
+
+
 def _jobs_queue(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
     if ns.job is not None:
         job = client.jobs_queue.get(ns.job)
@@ -445,7 +463,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="build a demo site and print the variables that point at it")
     demo.add_argument("folder", nargs="?", default="demo-site")
     demo.add_argument("--scale", choices=["small", "bench"], default="small")
-    demo.add_argument("--schema", choices=["newer", "older"], default="newer")
+    demo.add_argument(
+        "--schema",
+        choices=["newer", "older", "seed"],
+        default="newer",
+        help="newer (default); older: the older layout; seed: newer, with the seed-era 15-column photometry",
+    )
     demo.add_argument(
         "--now", help="ISO-8601 time the site's data ends at (default: now), e.g. 2025-10-06 for an old site"
     )
@@ -506,6 +529,21 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--valid-at-mjd", dest="valid_at_mjd", type=float)
     cal.add_argument("--source-ms-path", dest="source_ms_path", help="the tables solved from this MS")
 
+    export = sub.add_parser(
+        "export", help="stream the photometry to a Parquet or CSV file, with a manifest beside it"
+    )
+    export.add_argument("what", choices=["photometry"], help="what to export")
+    export.add_argument("file", help="the file to write: .parquet (or .pq) or .csv")
+    export.add_argument(
+        "--format", dest="export_format", choices=["parquet", "csv"], help="default: the suffix"
+    )
+    export.add_argument("--source-id", action="append", help="only this source (repeatable)")
+    export.add_argument("--start-mjd", type=float)
+    export.add_argument("--end-mjd", type=float)
+    export.add_argument("--columns", help="comma-separated photometry columns (default: all)")
+    export.add_argument("--batch-rows", type=int, default=250_000, help="rows per batch (memory holds one)")
+    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
+    export.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     jq = listing(
         "jobs-queue", "the pipeline's RQ job queue (PIPELINE_REDIS_URL): jobs newest first, one, or counts"
     )
@@ -588,6 +626,8 @@ def _handler(ns: argparse.Namespace) -> Handler:
         return _report
     if ns.command == "queue":
         return _queue
+    if ns.command == "export":
+        return _export
     if ns.command == "jobs-queue":
         return _jobs_queue
     if ns.command == "services":

@@ -35,7 +35,8 @@ def build_demo_site(
 
     ``scale`` is ``"small"`` (tests), ``"bench"`` (10,000 images, 1,000,000 photometry rows) or a
     :class:`DemoSize`. ``schema="older"`` builds the older layout: no ``jobs`` table, short ``images``,
-    ``ms_index`` and ``photometry`` tables. ``calibration_in_products`` keeps ``caltables`` inside the products
+    ``ms_index`` and ``photometry`` tables; ``schema="seed"`` the newer layout with the seed-era ``photometry``
+    (15 columns, NOT NULL where the first pipeline always wrote a value). ``calibration_in_products`` keeps ``caltables`` inside the products
     database (newer deployments) instead of a separate registry. ``now`` anchors the time line (default: the
     current hour), so "last night" in the demo is last night.
 
@@ -71,7 +72,7 @@ def build_demo_site(
             tick(3)
             job_rows = jobs.jobs(obs, imgs, rng)
             texts = jobs.log_texts(job_rows, size.max_log_files, rng)
-            if schema == "newer":
+            if schema != "older":
                 for k in range(INLINE_LOGS):
                     if job_rows["run_id"][k] in texts:
                         job_rows["logs"][k] = texts.pop(job_rows["run_id"][k])
@@ -84,7 +85,7 @@ def build_demo_site(
             for run_id, text in texts.items():
                 (log_dir / f"{run_id}.log").write_text(text, encoding="utf-8")
             tick(4)
-            if schema == "newer":
+            if schema != "older":
                 write_table(conn, "image_qa", schema, qa.image_qa(imgs, rng))
                 write_table(conn, "calibration_qa", schema, qa.calibration_qa(obs, rng))
             for stmt in EXTRA_TABLES + INDEXES:

@@ -1,4 +1,8 @@
-"""Writing the generated columns as SQLite tables in the pipeline's layout (newer or older schema)."""
+"""Writing the generated columns as SQLite tables in the pipeline's layout (newer, older or seed-era schema).
+
+The seed-era schema is the newer one but for ``photometry``: the first pipeline's 15 columns (no snr, rms or
+quality columns), with NOT NULL on the columns it always wrote.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,9 @@ from typing import Any, Literal
 
 from ..schema import NEWER, OLDER, Kind
 
-Schema = Literal["newer", "older"]
+Schema = Literal["newer", "older", "seed"]
+SCHEMAS: tuple[Schema, ...] = ("newer", "older", "seed")
+SEED_NOT_NULL = frozenset({"image_path", "ra_deg", "dec_deg", "peak_jyb", "measured_at"})
 
 # Tables the pipeline has and the toolkit does not read: a site has them, so the demo does too.
 EXTRA_TABLES = (
@@ -50,7 +56,7 @@ def open_new(path: Path) -> sqlite3.Connection:
 def write_table(conn: sqlite3.Connection, table: str, schema: Schema, data: dict[str, Any]) -> None:
     """Create ``table`` with the schema's columns and insert ``data`` (column name -> values)."""
     columns = _columns_of(table, schema)
-    _create_table(conn, table, columns)
+    _create_table(conn, table, columns, SEED_NOT_NULL if schema == "seed" and table == "photometry" else ())
     marks = ", ".join("?" for _ in columns)
     rows = zip(*(data[name] for name in columns), strict=True)
     conn.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", rows)
@@ -60,7 +66,9 @@ def _sql_type(kind: Kind) -> str:
     return {"int": "INTEGER", "bool": "INTEGER", "real": "REAL", "time": "REAL"}.get(kind, "TEXT")
 
 
-def _create_table(conn: sqlite3.Connection, table: str, columns: Sequence[str]) -> None:
+def _create_table(
+    conn: sqlite3.Connection, table: str, columns: Sequence[str], not_null: frozenset[str] | tuple[()] = ()
+) -> None:
     kinds = dict(NEWER[table])
     defs = []
     for name in columns:
@@ -71,11 +79,13 @@ def _create_table(conn: sqlite3.Connection, table: str, columns: Sequence[str]) 
         elif table == "caltables" and name == "path":
             defs.append("path TEXT UNIQUE")
         else:
-            defs.append(f"{name} {_sql_type(kinds[name])}")
+            defs.append(f"{name} {_sql_type(kinds[name])}{' NOT NULL' if name in not_null else ''}")
     conn.execute(f"CREATE TABLE {table} ({', '.join(defs)})")
 
 
 def _columns_of(table: str, schema: Schema) -> tuple[str, ...]:
     if schema == "older" and table in OLDER:
         return OLDER[table]
+    if schema == "seed" and table == "photometry":
+        return OLDER["photometry"]  # the 15 columns up to mosaic_path
     return tuple(name for name, _ in NEWER[table])

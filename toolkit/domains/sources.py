@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import os
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from .. import designations, frames, science
+from .. import designations, export, frames, science
 from ..arguments import EpochLike, check_count, check_epoch_range, check_mjd_range, check_names, check_text
 from ..cache import cached
 from ..db.base import Backend, Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError, ValidationError
+from ..export import ExportResult
 from ..notes import read as notes_read
 from ..notes.read import NotesJoin
 from ..records import Source
@@ -27,6 +29,8 @@ from .paging import Cursor, Keyset, Listing, Page
 from .query import Select
 
 PHOTOMETRY_KINDS: dict[str, Kind] = kinds("photometry")
+DEFAULT_BATCH_ROWS = 250_000
+MAX_BATCH_ROWS = 10_000_000
 SOURCE_KINDS: dict[str, Kind] = {
     "source_id": "text",
     "ra_deg": "real",
@@ -194,11 +198,21 @@ def measurements_query(
     start_mjd: float | None,
     end_mjd: float | None,
     columns: Sequence[str] | None,
+    id_range: tuple[int | None, int] | None = None,
+    limit: int | None = None,
 ) -> tuple[str, list[Any]]:
+    """The photometry rows in id order; ``id_range`` (after, up to) and ``limit`` read one keyset batch."""
     names = check_columns(columns)
     sql = f"SELECT {', '.join(_photometry_columns(backend.catalog, names))} FROM photometry AS p"
     where: list[str] = []
     params: list[Any] = []
+    if id_range is not None:
+        after, up_to = id_range
+        if after is not None:
+            where.append("p.id > ?")
+            params.append(after)
+        where.append("p.id <= ?")
+        params.append(up_to)
     if source_ids is not None:
         if isinstance(source_ids, str):
             raise ValidationError("source_ids must be a list of source ids, not a single string")
@@ -214,7 +228,8 @@ def measurements_query(
         params.append(end)
     if where:
         sql += " WHERE " + " AND ".join(where)
-    return sql + " ORDER BY p.id", params
+    sql += " ORDER BY p.id"
+    return (sql, params) if limit is None else (f"{sql} LIMIT {int(limit)}", params)
 
 
 CONTRIBUTING_KINDS: dict[str, Kind] = {
@@ -373,6 +388,81 @@ class Sources:
             db, source_ids=source_ids, start_mjd=start_mjd, end_mjd=end_mjd, columns=columns
         )
         return await db.fetch_frame(sql, params, PHOTOMETRY_KINDS)
+
+    async def iter_measurements(
+        self,
+        *,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        source_ids: Sequence[str] | None = None,
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> AsyncIterator[pd.DataFrame]:
+        """:meth:`measurements` in batches of at most ``batch_rows`` rows (1 to 10,000,000; default 250,000),
+        in id order, so memory holds one batch whatever the table's size. Each batch is one keyset query
+        (``id > last``) read as Arrow. Rows written while it runs are not included: it stops at the highest
+        id there was when it began."""
+        rows = check_count(batch_rows, "batch_rows", low=1, high=MAX_BATCH_ROWS)
+        names = check_columns(columns)
+        db = await self._connections.products()
+        top = (await db.fetch_rows("SELECT MAX(id) FROM photometry"))[0][0]
+        if top is None:
+            return
+        wanted = names if "id" in names else ["id", *names]  # the keyset needs the id
+        last: int | None = None
+        while True:
+            sql, params = measurements_query(
+                db, source_ids=source_ids, start_mjd=start_mjd, end_mjd=end_mjd, columns=wanted,
+                id_range=(last, int(top)), limit=rows,
+            )  # fmt: skip
+            batch = await db.fetch_frame(sql, params, PHOTOMETRY_KINDS)
+            if batch.empty:
+                return
+            last = int(batch["id"].iloc[-1])
+            yield batch if wanted is names else batch.drop(columns="id")
+            if len(batch) < rows:
+                return
+
+    async def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        batch_rows: int = DEFAULT_BATCH_ROWS,
+        source_ids: Sequence[str] | None = None,
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
+        columns: Sequence[str] | None = None,
+        overwrite: bool = False,
+        progress: bool = True,
+    ) -> ExportResult:
+        """Write the photometry (with :meth:`measurements`' filters) to a Parquet or CSV file, streamed in
+        batches (:meth:`iter_measurements`), with a progress bar. ``format`` is ``"parquet"`` or ``"csv"``
+        (by default the file's suffix says). Beside it, ``<file>.manifest.json`` records the query and its
+        parameters, the database's change counter, the toolkit's version, the time and the row count.
+
+        The file appears only when complete (written to a temporary name, then renamed); an existing file
+        is replaced only with ``overwrite=True``. Reading a Parquet export back with ``pd.read_parquet``
+        gives the frame :meth:`measurements` returns."""
+        target, kind = export.check_target(path, format, overwrite)
+        names = check_columns(columns)
+        db = await self._connections.products()
+        sql, params = measurements_query(
+            db, source_ids=source_ids, start_mjd=start_mjd, end_mjd=end_mjd, columns=names
+        )
+        counted = await db.fetch_rows(f"SELECT COUNT(*) FROM ({sql}) AS q", params)
+        version = await db.data_version()
+        batches = self.iter_measurements(
+            batch_rows=batch_rows, source_ids=source_ids, start_mjd=start_mjd, end_mjd=end_mjd, columns=names
+        )
+        return await export.write_batches(
+            batches, target, kind, total=int(counted[0][0]), progress=progress,
+            manifest={
+                "what": "photometry", "query": sql, "params": params, "data_version": version,
+                "filters": {"source_ids": list(source_ids or []) or None, "start_mjd": start_mjd,
+                            "end_mjd": end_mjd, "columns": names},
+            },
+        )  # fmt: skip
 
     # ------------------------------------------------------------------------------- science
     async def _science_frame(
