@@ -335,6 +335,28 @@ def eta_v(metrics: pd.DataFrame, *, eta_sigma: float = 2.0, v_sigma: float = 2.0
 
 
 # ------------------------------------------------------------------------------------- positions
+# What one measurement costs while the science calls compute (the four columns read through Arrow, the
+# frame, and numpy's temporaries), measured at about 200 bytes; the margin keeps the peak under the budget.
+BYTES_PER_ROW = 256
+
+
+def chunk_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[list[str]]:
+    """Source ids (sorted) in consecutive chunks whose measurements add up to at most ``budget_rows``. A
+    source is never split (its pairs need every epoch), so a source with more rows is a chunk of its own."""
+    chunks: list[list[str]] = []
+    current: list[str] = []
+    rows = 0
+    for source_id, n in sorted(counts):
+        if current and rows + n > budget_rows:
+            chunks.append(current)
+            current, rows = [], 0
+        current.append(source_id)
+        rows += n
+    if current:
+        chunks.append(current)
+    return chunks
+
+
 def check_position(ra_deg: float, dec_deg: float) -> None:
     for value, name in ((ra_deg, "ra_deg"), (dec_deg, "dec_deg")):
         if not is_finite_number(value):

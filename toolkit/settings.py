@@ -35,6 +35,10 @@ ENV_NOTE_LABELS = "CONTIMG_NOTE_LABELS"
 ENV_IMAGE_ROOTS = "CONTIMG_IMAGE_ROOTS"
 ENV_PATH_MAP = "CONTIMG_PATH_MAP"
 ENV_STATE_DIR = "DSA110_STATE_DIR"
+ENV_MEMORY_BUDGET = "CONTIMG_MEMORY_BUDGET"
+DEFAULT_MEMORY_BUDGET = 2**30  # 1 GiB
+MIN_MEMORY_BUDGET = 2**14
+MAX_MEMORY_BUDGET = 2**40
 ENV_REDIS_URL = "PIPELINE_REDIS_URL"
 ENV_QUEUE_NAME = "DSA110_QUEUE_NAME"
 DEFAULT_QUEUE_NAME = "dsa110-pipeline"  # the pipeline API's RQ queue
@@ -103,6 +107,8 @@ class Settings:
     # The pipeline's job queue: RQ on Redis (redis://host:port/db), read-only
     redis_url: str | None = None
     queue_name: str = DEFAULT_QUEUE_NAME
+    # The peak memory the science calls aim for, whatever the table's size (bytes)
+    memory_budget: int = DEFAULT_MEMORY_BUDGET
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -121,6 +127,15 @@ class Settings:
             raise ValidationError(f"pool_size must be a whole number, got {self.pool_size!r}")
         if not 1 <= self.pool_size <= MAX_POOL_SIZE:
             raise ValidationError(f"pool_size must be from 1 to {MAX_POOL_SIZE}, got {self.pool_size}")
+        if (
+            isinstance(self.memory_budget, bool)
+            or not isinstance(self.memory_budget, int)
+            or not MIN_MEMORY_BUDGET <= self.memory_budget <= MAX_MEMORY_BUDGET
+        ):
+            raise ValidationError(
+                f"memory_budget must be bytes from {MIN_MEMORY_BUDGET:,} to {MAX_MEMORY_BUDGET:,} (or text such "
+                f"as '512MiB' or '2GiB'), got {self.memory_budget!r}"
+            )
         if isinstance(self.cache_bytes, bool) or not isinstance(self.cache_bytes, int):
             raise ValidationError(f"cache_bytes must be a whole number, got {self.cache_bytes!r}")
         if not 0 <= self.cache_bytes <= MAX_CACHE_BYTES:
@@ -294,6 +309,25 @@ def _path_map(value: str | Mapping[str, Any] | tuple[Any, ...] | list[Any]) -> t
     return tuple(out)
 
 
+_UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40, "kb": 10**3, "mb": 10**6,
+          "gb": 10**9, "tb": 10**12}  # fmt: skip
+
+
+def _bytes(value: Any) -> int:
+    """A size: a whole number of bytes, or text such as "512MiB", "2 GiB" or "1.5GB"."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().lower().replace(" ", "")
+    number = text.rstrip("abcdefghijklmnopqrstuvwxyz")
+    unit = text[len(number) :]
+    if unit not in _UNITS or not number:
+        raise ValueError("expected bytes, or a size such as 512MiB or 2GiB")
+    amount = float(number) * _UNITS[unit]
+    if not amount < 2**63:
+        raise ValueError("too large")
+    return int(amount)
+
+
 def _redis_url(value: str) -> str:
     text = str(value).strip()
     if urllib.parse.urlsplit(text).scheme not in ("redis", "rediss", "unix"):
@@ -394,6 +428,7 @@ _VARIABLES: dict[str, str] = {
     "path_map": ENV_PATH_MAP,
     "redis_url": ENV_REDIS_URL,
     "queue_name": ENV_QUEUE_NAME,
+    "memory_budget": ENV_MEMORY_BUDGET,
 }
 
 _CONVERTERS: dict[str, Any] = {
@@ -415,4 +450,5 @@ _CONVERTERS: dict[str, Any] = {
     "path_map": _path_map,
     "redis_url": _redis_url,
     "queue_name": _queue_name,
+    "memory_budget": _bytes,
 }

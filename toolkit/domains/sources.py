@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import builtins
 import dataclasses
 import os
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
@@ -189,6 +190,19 @@ def check_columns(columns: Sequence[str] | None) -> list[str]:
     if unknown:
         raise ValidationError(f"unknown photometry column(s) {unknown}; known: {', '.join(known)}")
     return list(dict.fromkeys(columns))
+
+
+def per_source_counts(
+    backend: Backend, start_mjd: float | None, end_mjd: float | None
+) -> tuple[str, list[Any]]:
+    """Measurements per source (within the MJD bounds): what the science calls plan their chunks from."""
+    sql, params = "SELECT p.source_id, COUNT(*) FROM photometry AS p", []
+    start, end = check_mjd_range(start_mjd, end_mjd)
+    where = [clause for clause, value in (("p.mjd >= ?", start), ("p.mjd <= ?", end)) if value is not None]
+    params = [value for value in (start, end) if value is not None]
+    if where:
+        sql += " WHERE " + " AND ".join(where)
+    return sql + " GROUP BY p.source_id", params
 
 
 def measurements_query(
@@ -465,24 +479,39 @@ class Sources:
         )  # fmt: skip
 
     # ------------------------------------------------------------------------------- science
-    async def _science_frame(
+    async def _science_frames(
         self,
         flux: str,
         start_mjd: float | None,
         end_mjd: float | None,
         compute: Callable[[pd.DataFrame], pd.DataFrame],
         source_ids: Sequence[str] | None = None,
-    ) -> pd.DataFrame:
-        """The four columns the metrics need, computed on in the backend's worker (one crossing, no loop stall)."""
+    ) -> builtins.list[pd.DataFrame]:
+        """``compute`` over the four columns the metrics need, in the backend's worker (no loop stall), in
+        bounded memory: when the table could hold more rows than the ``memory_budget`` allows, the sources
+        are read and computed in chunks of whole sources (index order by source), one chunk at a time.
+        Per-source results do not depend on the other sources, so the chunks' results, in order, are the
+        whole table's."""
         db = await self._connections.products()
-        sql, params = measurements_query(
-            db,
-            source_ids=source_ids,
-            start_mjd=start_mjd,
-            end_mjd=end_mjd,
-            columns=science.needed_columns(flux),
-        )
-        return await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute)
+        budget_rows = max(1, self._connections.settings.memory_budget // science.BYTES_PER_ROW)
+        chunks: builtins.list[Sequence[str] | None] = [source_ids]
+        if source_ids is None:
+            low, high = (await db.fetch_rows("SELECT MIN(id), MAX(id) FROM photometry"))[0]
+            if low is not None and int(high) - int(low) + 1 > budget_rows:  # ids bound the row count
+                sql, params = per_source_counts(db, start_mjd, end_mjd)
+                counts = [(str(k), int(n)) for k, n in await db.fetch_rows(sql, params) if k is not None]
+                chunks = list(science.chunk_sources(counts, budget_rows)) or [None]
+        out = []
+        for chunk in chunks:
+            sql, params = measurements_query(
+                db,
+                source_ids=chunk,
+                start_mjd=start_mjd,
+                end_mjd=end_mjd,
+                columns=science.needed_columns(flux),
+            )
+            out.append(await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute))
+        return out
 
     async def variability(
         self,
@@ -513,7 +542,8 @@ class Sources:
             return science.variability(frame, flux=flux, err=err, min_measurements=min_measurements)
 
         wanted = None if source_ids is None else check_source_ids(source_ids)
-        found = await self._science_frame(flux, start_mjd, end_mjd, compute, wanted)
+        parts = await self._science_frames(flux, start_mjd, end_mjd, compute, wanted)
+        found = _joined(parts)
         if wanted is not None:
             missing = sorted(set(wanted) - set(found["source_id"]))
             if missing and not await _sources_exist(await self._connections.products(), missing):
@@ -535,14 +565,16 @@ class Sources:
         usual 4.3 and 0.26). The candidate sources carry their ``label`` from the notes."""
         flux, err = science.flux_and_error(flux)
         science.check_two_epoch_thresholds(vs, m)  # before reading a million rows
-        found: dict[str, pd.DataFrame] = {}
+        found: builtins.list[pd.DataFrame] = []
 
         def compute(frame: pd.DataFrame) -> pd.DataFrame:
-            found["sources"], found["pairs"] = science.two_epoch(frame, vs=vs, m=m, flux=flux, err=err)
-            return found["pairs"]
+            sources, pairs = science.two_epoch(frame, vs=vs, m=m, flux=flux, err=err)
+            found.append(sources)
+            return pairs
 
-        pairs = await self._science_frame(flux, start_mjd, end_mjd, compute)
-        return await notes_read.annotate(self._connections, found["sources"], _LABELS), pairs
+        parts = await self._science_frames(flux, start_mjd, end_mjd, compute)
+        pairs, sources = _joined(parts), _joined(found)
+        return await notes_read.annotate(self._connections, sources, _LABELS), pairs
 
     async def eta_v(
         self,
@@ -596,6 +628,12 @@ class Sources:
 
 
 MAX_SOURCE_IDS = 100_000
+
+
+def _joined(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
+    """Chunks' results in order; an empty chunk's frame (untyped columns) is left out of the join."""
+    kept = [p for p in parts if len(p)] or list(parts[:1])
+    return kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
 
 
 def check_source_ids(source_ids: Any) -> list[str]:
