@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest bench demo lab clean
+.PHONY: test lint typecheck pytest bench bench-scale demo lab clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test: lint typecheck pytest
 
 bench: $(STAMP)
 	scripts/with-postgres $(BIN)/python -m benchmarks
+
+# 1M and 10M photometry rows (sites built once into .bench-cache; the 10M one takes ~2 min and ~9 GiB)
+bench-scale: $(STAMP)
+	scripts/with-postgres $(BIN)/python -m benchmarks.scale
 
 demo: $(STAMP)
 	$(BIN)/contimg demo demo-site

@@ -343,8 +343,10 @@ def _demo(ns: argparse.Namespace, out: TextIO) -> None:
 
     from .arguments import to_utc_timestamp
     from .demo import build_demo_site
+    from .demo.site import size_for_rows
 
     now = None if ns.now is None else to_utc_timestamp(ns.now, "--now").to_pydatetime()
+    scale = ns.scale if getattr(ns, "rows", None) is None else size_for_rows(ns.rows)
     with tqdm(total=6, desc="building demo site", unit="step", file=sys.stderr) as bar:
 
         def progress(step: str, done: int, total: int) -> None:
@@ -352,7 +354,7 @@ def _demo(ns: argparse.Namespace, out: TextIO) -> None:
             bar.n = done
             bar.refresh()
 
-        site = build_demo_site(Path(ns.folder), scale=ns.scale, schema=ns.schema, now=now, progress=progress)
+        site = build_demo_site(Path(ns.folder), scale=scale, schema=ns.schema, now=now, progress=progress)
     for name, value in site.env.items():
         out.write(f"export {name}={value}\n")
 
@@ -463,6 +465,11 @@ def _parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="build a demo site and print the variables that point at it")
     demo.add_argument("folder", nargs="?", default="demo-site")
     demo.add_argument("--scale", choices=["small", "bench"], default="small")
+    demo.add_argument(
+        "--rows",
+        type=int,
+        help="N photometry rows (1,000 to 12,000,000; whole sources of 100 epochs) on the bench site's images",
+    )
     demo.add_argument(
         "--schema",
         choices=["newer", "older", "seed"],

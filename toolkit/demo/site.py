@@ -23,6 +23,18 @@ class DemoSize:
 SMALL = DemoSize(n_ms=300, n_images=300, n_sources=80, n_epochs=40)
 BENCH = DemoSize(n_ms=10_500, n_images=10_000, n_sources=10_000, n_epochs=100, max_log_files=500)
 SIZES = {"small": SMALL, "bench": BENCH}
+# The generator holds a site's photometry in memory while it writes it (about 850 bytes a row), so a site's
+# size is bounded: 12,000,000 rows need about 10 GiB.
+MAX_ROWS = 12_000_000
+
+
+def size_for_rows(rows: int) -> DemoSize:
+    """The bench site's images and MS with ``rows`` photometry rows (rounded up to whole sources of 100
+    epochs), for the scale benchmarks."""
+    from ..arguments import check_count
+
+    check_count(rows, "rows", low=1_000, high=MAX_ROWS)
+    return DemoSize(n_ms=10_500, n_images=10_000, n_sources=-(-rows // 100), n_epochs=100, max_log_files=500)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,178 @@
+"""``make bench-scale``: the science calls and an export at 1,000,000 and 10,000,000 photometry rows, on SQLite
+and on PostgreSQL (the same sites migrated), each call in its own process so its peak resident memory is its
+own. Goals (issue 17): time at 10M over time at 1M <= 11 (linear), peak memory at 10M <= 1.2x the peak at 1M
+(the memory budget sets the peak, not the table). The export is compared with ``pd.read_sql`` plus
+``to_parquet``, the thing a user would otherwise write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from toolkit import AsyncClient
+from toolkit.demo import DemoSite, build_demo_site
+from toolkit.demo.site import size_for_rows
+
+from .harness import CACHE, SITE_VERSION, Result, report
+
+SIZES = (1_000_000, 10_000_000)
+BUDGET = 128 * 2**20  # both sizes exceed it, so both are read in chunks: the peak is the budget's
+CALLS = ("variability", "eta_v", "two_epoch")
+ENV_TEST_POSTGRES = "CONTIMG_TEST_POSTGRES"
+
+
+def site_for(rows: int) -> DemoSite:
+    folder = CACHE / f"scale-{rows}-v{SITE_VERSION}"
+    marker = folder / ".complete"
+    if not marker.exists():
+        print(f"building a {rows:,}-row demo site in {folder} (once) ...", flush=True)
+        started = time.perf_counter()
+        build_demo_site(folder, scale=size_for_rows(rows))
+        marker.write_text(json.dumps({"seconds": time.perf_counter() - started}))
+        print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
+    return DemoSite.existing(folder)
+
+
+def _settings(site: DemoSite, products: str | None = None) -> dict[str, Any]:
+    # PostgreSQL: the test server's superuser (the benchmark's own throwaway server), so allow_privileged
+    extra = {"allow_privileged": True} if products else {}
+    return {
+        "products_db": products or str(site.products_db),
+        "memory_budget": BUDGET,
+        "cache_bytes": 0,
+        **extra,
+    }
+
+
+async def _child(task: dict[str, Any]) -> dict[str, float]:
+    started = time.perf_counter()
+    if task["call"] == "baseline_export":  # what a user would write: the whole table, then to_parquet
+        import sqlite3
+
+        import pandas as pd
+
+        with sqlite3.connect(f"file:{task['products_db']}?mode=ro", uri=True) as conn:
+            pd.read_sql("SELECT * FROM photometry ORDER BY id", conn).to_parquet(task["target"])
+    else:
+        async with AsyncClient(**task["settings"]) as client:
+            if task["call"] == "export":
+                await client.sources.export(task["target"], overwrite=True, progress=False)
+            else:
+                await getattr(client.sources, task["call"])()
+    seconds = time.perf_counter() - started
+    return {"seconds": seconds, "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+
+
+def measure(task: dict[str, Any]) -> dict[str, float]:
+    """One call in a fresh process: its time and its peak resident memory."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.scale", "--child", json.dumps(task)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=3600,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+async def _postgres(sites: dict[int, DemoSite]) -> dict[int, str]:
+    """Each site migrated into its own PostgreSQL database (once); their URLs."""
+    import asyncpg
+
+    from toolkit.migrate import migrate
+
+    admin = os.environ[ENV_TEST_POSTGRES]
+    urls = {}
+    for rows, site in sites.items():
+        name = f"contimg_scale_{rows}"
+        conn = await asyncpg.connect(admin)
+        try:
+            if not await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", name):
+                await conn.execute(f"CREATE DATABASE {name}")
+        finally:
+            await conn.close()
+        url = f"{admin.rsplit('/', 1)[0]}/{name}"
+        started = time.perf_counter()
+        summary = await migrate(site.products_db, url)
+        if summary.copied:
+            print(
+                f"migrated {rows:,} rows into PostgreSQL in {time.perf_counter() - started:.0f} s", flush=True
+            )
+        urls[rows] = url
+    return urls
+
+
+def run() -> bool:
+    sites = {rows: site_for(rows) for rows in SIZES}
+    small, large = SIZES
+    backends: dict[str, dict[int, str | None]] = {"SQLite": dict.fromkeys(SIZES)}
+    if os.environ.get(ENV_TEST_POSTGRES):
+        backends["PostgreSQL"] = dict(asyncio.run(_postgres(sites)))
+    else:
+        print(
+            "no PostgreSQL server (run under scripts/with-postgres): PostgreSQL is not measured", flush=True
+        )
+    results: list[Result] = []
+    for backend, products in backends.items():
+        for call in CALLS:
+            got = {
+                rows: measure({"call": call, "settings": _settings(sites[rows], products[rows])})
+                for rows in SIZES
+            }
+            print(f"{backend} {call}: {got}", flush=True)
+            results.append(
+                Result(
+                    f"{backend} {call}: time, {large // 10**6}M / {small // 10**6}M rows",
+                    got[large]["seconds"],
+                    got[small]["seconds"],
+                    f"the same call on {small:,} rows",
+                    "<= 11 (linear)",
+                    got[large]["seconds"] / got[small]["seconds"] <= 11,
+                )
+            )
+            results.append(
+                Result(
+                    f"{backend} {call}: peak memory, 10M / 1M",
+                    got[large]["peak_mib"],
+                    got[small]["peak_mib"],
+                    f"the same call on {small:,} rows (MiB resident)",
+                    "<= 1.2x",
+                    got[large]["peak_mib"] / got[small]["peak_mib"] <= 1.2,
+                    unit="MiB",
+                    note=f"memory_budget {BUDGET // 2**20} MiB",
+                )
+            )
+    target = str(CACHE / "scale-export.parquet")
+    ours = measure({"call": "export", "settings": _settings(sites[large]), "target": target})
+    theirs = measure(
+        {"call": "baseline_export", "products_db": str(sites[large].products_db), "target": target}
+    )
+    for what, unit in (("seconds", "s"), ("peak_mib", "MiB")):
+        results.append(
+            Result(
+                f"export {large // 10**6}M rows to Parquet: {'time' if unit == 's' else 'peak memory'}",
+                ours[what],
+                theirs[what],
+                "pd.read_sql + to_parquet",
+                "reported",
+                True,
+                unit=unit,
+            )
+        )
+    return report("Scale: 1M and 10M photometry rows", results, "scale.json")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        print(json.dumps(asyncio.run(_child(json.loads(sys.argv[2])))))
+        sys.exit(0)
+    sys.exit(0 if run() else 1)
