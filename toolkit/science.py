@@ -340,20 +340,25 @@ def eta_v(metrics: pd.DataFrame, *, eta_sigma: float = 2.0, v_sigma: float = 2.0
 BYTES_PER_ROW = 256
 
 
-def chunk_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[list[str]]:
-    """Source ids (sorted) in consecutive chunks whose measurements add up to at most ``budget_rows``. A
-    source is never split (its pairs need every epoch), so a source with more rows is a chunk of its own."""
-    chunks: list[list[str]] = []
-    current: list[str] = []
+def chunk_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[tuple[str, str]]:
+    """(first, last) source ids of consecutive chunks whose measurements add up to at most ``budget_rows``,
+    from ``counts`` in the database's own order of source ids (so that ``BETWEEN first AND last`` means the
+    same sources there). A source is never split (its pairs need every epoch): a source with more rows than
+    the budget is a chunk of its own."""
+    chunks: list[tuple[str, str]] = []
+    first: str | None = None
+    last = ""
     rows = 0
-    for source_id, n in sorted(counts):
-        if current and rows + n > budget_rows:
-            chunks.append(current)
-            current, rows = [], 0
-        current.append(source_id)
+    for source_id, n in counts:
+        if first is not None and rows + n > budget_rows:
+            chunks.append((first, last))
+            first, rows = None, 0
+        if first is None:
+            first = source_id
+        last = source_id
         rows += n
-    if current:
-        chunks.append(current)
+    if first is not None:
+        chunks.append((first, last))
     return chunks
 
 

@@ -171,11 +171,13 @@ async def test_science_in_chunks_equals_the_whole_table_at_once(any_site: DemoSi
 def test_chunks_cover_every_source_once_in_order_and_stay_in_budget(counts: list[int], budget: int) -> None:
     from toolkit.science import chunk_sources
 
-    named = [(f"J{k:05d}", n) for k, n in enumerate(counts)]
+    named = [(f"J{k:05d}", n) for k, n in enumerate(counts)]  # in the database's order
     chunks = chunk_sources(named, budget)
-    assert [s for chunk in chunks for s in chunk] == sorted(name for name, _ in named)
+    ids = [name for name, _ in named]
+    covered = [s for first, last in chunks for s in ids[ids.index(first) : ids.index(last) + 1]]
+    assert covered == ids  # every source once, in order, ranges not overlapping
     sizes = dict(named)
-    for chunk in chunks:
-        total = sum(sizes[s] for s in chunk)
-        assert total <= budget or len(chunk) == 1  # only a source bigger than the budget stands alone
-        assert all(chunk)
+    for first, last in chunks:
+        members = ids[ids.index(first) : ids.index(last) + 1]
+        total = sum(sizes[s] for s in members)
+        assert total <= budget or len(members) == 1  # only a source bigger than the budget stands alone

@@ -202,7 +202,7 @@ def per_source_counts(
     params = [value for value in (start, end) if value is not None]
     if where:
         sql += " WHERE " + " AND ".join(where)
-    return sql + " GROUP BY p.source_id", params
+    return sql + " GROUP BY p.source_id ORDER BY p.source_id", params
 
 
 def measurements_query(
@@ -214,8 +214,10 @@ def measurements_query(
     columns: Sequence[str] | None,
     id_range: tuple[int | None, int] | None = None,
     limit: int | None = None,
+    source_range: tuple[str, str] | None = None,
 ) -> tuple[str, list[Any]]:
-    """The photometry rows in id order; ``id_range`` (after, up to) and ``limit`` read one keyset batch."""
+    """The photometry rows in id order; ``id_range`` (after, up to) and ``limit`` read one keyset batch,
+    ``source_range`` (first, last) one chunk of sources."""
     names = check_columns(columns)
     sql = f"SELECT {', '.join(_photometry_columns(backend.catalog, names))} FROM photometry AS p"
     where: list[str] = []
@@ -233,6 +235,9 @@ def measurements_query(
         clause, values = backend.catalog.dialect.in_list("p.source_id", check_names(source_ids, "source_ids"))
         where.append(clause)
         params += values
+    if source_range is not None:
+        where.append("p.source_id BETWEEN ? AND ?")
+        params += list(source_range)
     start, end = check_mjd_range(start_mjd, end_mjd)
     if start is not None:
         where.append("p.mjd >= ?")
@@ -489,12 +494,12 @@ class Sources:
     ) -> builtins.list[pd.DataFrame]:
         """``compute`` over the four columns the metrics need, in the backend's worker (no loop stall), in
         bounded memory: when the table could hold more rows than the ``memory_budget`` allows, the sources
-        are read and computed in chunks of whole sources (index order by source), one chunk at a time.
-        Per-source results do not depend on the other sources, so the chunks' results, in order, are the
-        whole table's."""
+        are read and computed in chunks of whole sources (``source_id BETWEEN first AND last``, an index
+        range), one chunk at a time. Per-source results do not depend on the other sources, so the chunks'
+        results are the whole table's (the callers put them in the whole table's order)."""
         db = await self._connections.products()
         budget_rows = max(1, self._connections.settings.memory_budget // science.BYTES_PER_ROW)
-        chunks: builtins.list[Sequence[str] | None] = [source_ids]
+        chunks: builtins.list[tuple[str, str] | None] = [None]
         if source_ids is None:
             low, high = (await db.fetch_rows("SELECT MIN(id), MAX(id) FROM photometry"))[0]
             if low is not None and int(high) - int(low) + 1 > budget_rows:  # ids bound the row count
@@ -505,10 +510,11 @@ class Sources:
         for chunk in chunks:
             sql, params = measurements_query(
                 db,
-                source_ids=chunk,
+                source_ids=source_ids,
                 start_mjd=start_mjd,
                 end_mjd=end_mjd,
                 columns=science.needed_columns(flux),
+                source_range=chunk,
             )
             out.append(await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute))
         return out
@@ -543,7 +549,7 @@ class Sources:
 
         wanted = None if source_ids is None else check_source_ids(source_ids)
         parts = await self._science_frames(flux, start_mjd, end_mjd, compute, wanted)
-        found = _joined(parts)
+        found = _joined(parts, ["source_id"])
         if wanted is not None:
             missing = sorted(set(wanted) - set(found["source_id"]))
             if missing and not await _sources_exist(await self._connections.products(), missing):
@@ -573,7 +579,7 @@ class Sources:
             return pairs
 
         parts = await self._science_frames(flux, start_mjd, end_mjd, compute)
-        pairs, sources = _joined(parts), _joined(found)
+        pairs, sources = _joined(parts, ["source_id", "mjd_a", "mjd_b"]), _joined(found, ["source_id"])
         return await notes_read.annotate(self._connections, sources, _LABELS), pairs
 
     async def eta_v(
@@ -630,10 +636,13 @@ class Sources:
 MAX_SOURCE_IDS = 100_000
 
 
-def _joined(parts: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """Chunks' results in order; an empty chunk's frame (untyped columns) is left out of the join."""
+def _joined(parts: Sequence[pd.DataFrame], order: builtins.list[str]) -> pd.DataFrame:
+    """Chunks' results as one frame in the whole table's order (the database's order of source ids may
+    not be Python's); an empty chunk's frame (untyped columns) is left out of the join."""
     kept = [p for p in parts if len(p)] or list(parts[:1])
-    return kept[0] if len(kept) == 1 else pd.concat(kept, ignore_index=True)
+    if len(kept) == 1:
+        return kept[0]
+    return pd.concat(kept, ignore_index=True).sort_values(order, kind="stable", ignore_index=True)
 
 
 def check_source_ids(source_ids: Any) -> list[str]:
