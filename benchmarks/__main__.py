@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from . import core, logs, notes, postgres, qa, reliability, science, widgets
+from . import core, logs, notes, postgres, qa, reliability, science, seed, widgets
 from .harness import scaled_site
 
 
 def main() -> int:
     site = scaled_site()
     ok = asyncio.run(core.run(site))
+    ok = asyncio.run(seed.run(seed.seed_site())) and ok
     ok = asyncio.run(logs.run(site)) and ok
     ok = asyncio.run(qa.run(site)) and ok
     ok = asyncio.run(science.run(site)) and ok
