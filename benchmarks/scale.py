@@ -18,10 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from toolkit import AsyncClient
-from toolkit.demo import DemoSite, build_demo_site
+from toolkit.demo import DemoSite
 from toolkit.demo.site import size_for_rows
 
-from .harness import CACHE, SITE_VERSION, Result, report
+from .harness import CACHE, Result, cached_site, report
 
 SIZES = (1_000_000, 10_000_000)
 BUDGET = 128 * 2**20  # both sizes exceed it, so both are read in chunks: the peak is the budget's
@@ -30,15 +30,7 @@ ENV_TEST_POSTGRES = "CONTIMG_TEST_POSTGRES"
 
 
 def site_for(rows: int) -> DemoSite:
-    folder = CACHE / f"scale-{rows}-v{SITE_VERSION}"
-    marker = folder / ".complete"
-    if not marker.exists():
-        print(f"building a {rows:,}-row demo site in {folder} (once) ...", flush=True)
-        started = time.perf_counter()
-        build_demo_site(folder, scale=size_for_rows(rows))
-        marker.write_text(json.dumps({"seconds": time.perf_counter() - started}))
-        print(f"  built in {time.perf_counter() - started:.0f} s", flush=True)
-    return DemoSite.existing(folder)
+    return cached_site(f"scale-{rows}", f"a {rows:,}-row demo site", scale=size_for_rows(rows))
 
 
 def _settings(site: DemoSite, products: str | None = None) -> dict[str, Any]:

@@ -5,7 +5,6 @@ connection (goal <= 1.5x), on a 1,000,000-row seed-era site."""
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 
@@ -14,25 +13,20 @@ import pandas as pd
 
 from toolkit import AsyncClient
 from toolkit.db.sqlite import read_only_uri
-from toolkit.demo import DemoSite, build_demo_site
+from toolkit.demo import DemoSite
 from toolkit.demo.site import size_for_rows
 from toolkit.schema import OLDER
 
 from .core import LIGHTCURVE_SQL
-from .harness import CACHE, SITE_VERSION, Result, abest_of, best_of, report
+from .harness import Result, abest_of, best_of, cached_site, report
 
 SEED_COLUMNS = list(OLDER["photometry"])
 
 
 def seed_site() -> DemoSite:
-    folder = CACHE / f"seed-site-v{SITE_VERSION}"
-    marker = folder / ".complete"
-    if not marker.exists():
-        print(f"building the 1,000,000-row seed-era site in {folder} (once) ...", flush=True)
-        started = time.perf_counter()
-        build_demo_site(folder, scale=size_for_rows(1_000_000), schema="seed")
-        marker.write_text(json.dumps({"seconds": time.perf_counter() - started}))
-    return DemoSite.existing(folder)
+    return cached_site(
+        "seed-site", "the 1,000,000-row seed-era site", scale=size_for_rows(1_000_000), schema="seed"
+    )
 
 
 async def run(site: DemoSite) -> bool:

@@ -70,15 +70,18 @@ def open_fits(settings: Settings, stored: str) -> HDUList:
     _regular_file(path, stored, settings)
     try:
         hdul = fits.open(path, memmap=True, mode="readonly")
-        hdul.verify("silentfix")  # a non-standard card is fixed in memory, never in the file
-        if not any(getattr(h, "is_image", False) for h in hdul):
-            hdul.close()
-            raise FileNotAccessibleError(f"{path} holds no image HDU")
-        return hdul
-    except FileNotAccessibleError:
-        raise
-    except (OSError, ValueError, TypeError) as exc:  # astropy's "Empty or corrupt FITS file" is an OSError
+    except Exception as exc:  # astropy raises OSError, ValueError, ... for a damaged file
         raise FileNotAccessibleError(f"{path} is not a readable FITS file: {exc}") from exc
+    try:
+        hdul.verify("silentfix")  # a non-standard card is fixed in memory, never in the file
+        has_image = any(getattr(h, "is_image", False) for h in hdul)
+    except Exception as exc:  # VerifyError and the like: close what was opened, then say so
+        hdul.close()
+        raise FileNotAccessibleError(f"{path} is not a readable FITS file: {exc}") from exc
+    if not has_image:
+        hdul.close()
+        raise FileNotAccessibleError(f"{path} holds no image HDU")
+    return hdul
 
 
 def sky_plane(hdul: HDUList) -> tuple[np.ndarray, WCS | None]:
@@ -129,8 +132,8 @@ def cutout(settings: Settings, stored: str, ra_deg: float, dec_deg: float, size_
             return Cutout2D(
                 np.asarray(data), position, size_arcsec * u.arcsec, wcs=wcs, mode="trim", copy=True
             )
-        except NoOverlapError as exc:
-            raise ValidationError(f"RA {ra_deg}, Dec {dec_deg} is off the image {stored}") from exc
+        except (NoOverlapError, ValueError) as exc:  # ValueError: a cutout the image's WCS cannot place
+            raise ValidationError(f"no cutout of {stored} at RA {ra_deg}, Dec {dec_deg}: {exc}") from exc
 
 
 def check_cutout_size(size_arcsec: Any) -> float:

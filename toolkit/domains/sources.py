@@ -549,7 +549,8 @@ class Sources:
 
         wanted = None if source_ids is None else check_source_ids(source_ids)
         parts = await self._science_frames(flux, start_mjd, end_mjd, compute, wanted)
-        found = _joined(parts, ["source_id"])
+        db = await self._connections.products()
+        found = await db.compute(_joined, parts, ["source_id"])  # a sort of every source: off the loop
         if wanted is not None:
             missing = sorted(set(wanted) - set(found["source_id"]))
             if missing and not await _sources_exist(await self._connections.products(), missing):
@@ -579,7 +580,9 @@ class Sources:
             return pairs
 
         parts = await self._science_frames(flux, start_mjd, end_mjd, compute)
-        pairs, sources = _joined(parts, ["source_id", "mjd_a", "mjd_b"]), _joined(found, ["source_id"])
+        db = await self._connections.products()  # millions of candidate pairs are sorted off the loop
+        pairs = await db.compute(_joined, parts, ["source_id", "mjd_a", "mjd_b"])
+        sources = await db.compute(_joined, found, ["source_id"])
         return await notes_read.annotate(self._connections, sources, _LABELS), pairs
 
     async def eta_v(
