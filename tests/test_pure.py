@@ -242,6 +242,22 @@ def test_rows_and_arrow_round_times_the_same_way() -> None:
     assert from_rows["t"][0].microsecond == 135811
 
 
+def test_times_no_datetime_can_hold_are_missing_on_both_paths() -> None:
+    """A damaged stored time (inf, 1e300, beyond year 292,277) is NaT, not a pandas error or a wrapped date."""
+    values = [1.5e9, float("inf"), -1e300, 9.3e12, -9.3e12, None, 1e12]
+    from_rows = frames.from_rows([(v,) for v in values], ["t"], {"t": "time"})
+    from_arrow = frames.arrow_to_frame(pa.table({"t": pa.array(values)}), {"t": "time"})
+    pd.testing.assert_frame_equal(from_rows, from_arrow)
+    assert from_rows["t"].isna().tolist() == [False, True, True, True, True, True, False]
+    assert from_rows["t"][6] == pd.Timestamp(1e12, unit="s", tz="UTC")
+
+
+def test_flags_from_rows_keep_missing_values() -> None:
+    frame = frames.from_rows([(1,), (None,), (0,), (5,)], ["b"], {"b": "bool"})
+    assert str(frame["b"].dtype) == "boolean"
+    assert frame["b"].tolist() == [True, pd.NA, False, True]
+
+
 @pytest.mark.parametrize(
     ("value", "seconds"),
     [(90, 90.0), (1.5, 1.5), ("3600", 3600.0), (" 1.5 ", 1.5), ("90s", 90.0), ("90min", 5400.0), ("6h", 21600.0), ("2d", 172800.0),
