@@ -75,8 +75,11 @@ def _signature(method: Any, returns: str) -> tuple[str, str, list[str]]:
     params, call, annotations = ["self"], [], [returns]
     star_done = False
     for p in inspect.signature(method).parameters.values():
-        if p.kind == p.VAR_KEYWORD:
-            raise SystemExit(f"{method.__qualname__}: **kwargs cannot be mirrored")
+        if p.kind == p.VAR_KEYWORD:  # the filters of an area's export: passed on as given
+            annotations.append(str(p.annotation))
+            params.append(f"**{p.name}: {p.annotation}")
+            call.append(f"**{p.name}")
+            continue
         if p.kind == p.VAR_POSITIONAL:
             star_done = True
             annotations.append(str(p.annotation))

@@ -71,6 +71,27 @@ class BlockingImages(BlockingArea):
         :meth:`open`."""
         return self._run(self._area.cutout(id_or_path, ra_deg, dec_deg, size_arcsec))
 
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        batch_rows: int = 1000,
+        overwrite: bool = False,
+        progress: bool = True,
+        **filters: Any,
+    ) -> ExportResult:
+        """Write the images :meth:`list` gives for ``filters`` (``type``, ``ms_path``, ``since``, ``until``, ``search``, ``tag``) to a Parquet or CSV file,
+        in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000) with a progress bar. ``format`` and
+        ``overwrite`` as in ``sources.export``; ``<file>.manifest.json`` beside it records the query, the
+        filters, the database's change counter, the toolkit's version and the time. Reading a Parquet export
+        back with ``pd.read_parquet`` gives the frame :meth:`list` returns."""
+        return self._run(
+            self._area.export(
+                path, format=format, batch_rows=batch_rows, overwrite=overwrite, progress=progress, **filters
+            )
+        )
+
     def file_path(self, id_or_path: int | str) -> Path:
         """Where the image's file is on this machine: the recorded path with the ``path_map`` setting
         applied (``CONTIMG_PATH_MAP``, for disks mounted elsewhere), checked against ``image_roots`` when
@@ -162,6 +183,27 @@ class BlockingMeasurementSets(BlockingArea):
     """``client.ms``, blocking: each method is ``AsyncClient.ms``'s, waited for."""
 
     _area: MeasurementSets
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        batch_rows: int = 1000,
+        overwrite: bool = False,
+        progress: bool = True,
+        **filters: Any,
+    ) -> ExportResult:
+        """Write the measurement sets :meth:`list` gives for ``filters`` (``stage``, ``status``, ``since``, ``until``, ``search``) to a Parquet or CSV file,
+        in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000) with a progress bar. ``format`` and
+        ``overwrite`` as in ``sources.export``; ``<file>.manifest.json`` beside it records the query, the
+        filters, the database's change counter, the toolkit's version and the time. Reading a Parquet export
+        back with ``pd.read_parquet`` gives the frame :meth:`list` returns."""
+        return self._run(
+            self._area.export(
+                path, format=format, batch_rows=batch_rows, overwrite=overwrite, progress=progress, **filters
+            )
+        )
 
     def get(self, path: str) -> MeasurementSet:
         """One MS with its images, run id, QA grade and the calibration tables applied to it.
@@ -474,6 +516,27 @@ class BlockingJobs(BlockingArea):
     """``client.jobs``, blocking: each method is ``AsyncClient.jobs``'s, waited for."""
 
     _area: Jobs
+
+    def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        batch_rows: int = 1000,
+        overwrite: bool = False,
+        progress: bool = True,
+        **filters: Any,
+    ) -> ExportResult:
+        """Write the jobs :meth:`list` gives for ``filters`` (``status``, ``since``, ``until``, ``search``) to a Parquet or CSV file,
+        in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000) with a progress bar. ``format`` and
+        ``overwrite`` as in ``sources.export``; ``<file>.manifest.json`` beside it records the query, the
+        filters, the database's change counter, the toolkit's version and the time. Reading a Parquet export
+        back with ``pd.read_parquet`` gives the frame :meth:`list` returns."""
+        return self._run(
+            self._area.export(
+                path, format=format, batch_rows=batch_rows, overwrite=overwrite, progress=progress, **filters
+            )
+        )
 
     def get(self, run_id_or_id: int | str) -> Job:
         """One job by run id (stored or derived from its MS) or id (42 or "42"), with its MS's phase centre, the

@@ -135,18 +135,20 @@ def _queue(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
 
 
 def _export(client: Client, ns: argparse.Namespace, out: TextIO) -> None:
-    columns = [c.strip() for c in ns.columns.split(",") if c.strip()] if ns.columns else None
-    result = client.sources.export(
-        ns.file,
-        format=ns.export_format,
-        batch_rows=ns.batch_rows,
-        source_ids=ns.source_id,
-        start_mjd=ns.start_mjd,
-        end_mjd=ns.end_mjd,
-        columns=columns,
-        overwrite=ns.overwrite,
-        progress=not ns.quiet,
-    )
+    common: dict[str, Any] = {
+        "format": ns.export_format, "batch_rows": ns.batch_rows, "overwrite": ns.overwrite,
+        "progress": not ns.quiet,
+    }  # fmt: skip
+    if ns.what == "photometry":
+        columns = [c.strip() for c in ns.columns.split(",") if c.strip()] if ns.columns else None
+        result = client.sources.export(
+            ns.file, source_ids=ns.source_id, start_mjd=ns.start_mjd, end_mjd=ns.end_mjd, columns=columns,
+            **common,
+        )  # fmt: skip
+    else:
+        names = [n for n in _FILTERS[ns.what] if n not in ("limit", "offset")]
+        filters = {name: getattr(ns, name) for name in names if getattr(ns, name, None) is not None}
+        result = getattr(client, ns.what).export(ns.file, **common, **filters)
     out.write(
         f"wrote {result.rows:,} rows ({result.bytes:,} bytes) to {result.path}; manifest {result.manifest}\n"
     )
@@ -537,20 +539,43 @@ def _parser() -> argparse.ArgumentParser:
     cal.add_argument("--source-ms-path", dest="source_ms_path", help="the tables solved from this MS")
 
     export = sub.add_parser(
-        "export", help="stream the photometry to a Parquet or CSV file, with a manifest beside it"
+        "export",
+        help="stream photometry, images, MS or jobs to a Parquet or CSV file, with a manifest beside it",
     )
-    export.add_argument("what", choices=["photometry"], help="what to export")
-    export.add_argument("file", help="the file to write: .parquet (or .pq) or .csv")
-    export.add_argument(
-        "--format", dest="export_format", choices=["parquet", "csv"], help="default: the suffix"
+    exports = export.add_subparsers(dest="what", required=True, metavar="WHAT")
+    photometry = exports.add_parser(
+        "photometry", help="the photometry table (filters as sources.measurements)"
     )
-    export.add_argument("--source-id", action="append", help="only this source (repeatable)")
-    export.add_argument("--start-mjd", type=float)
-    export.add_argument("--end-mjd", type=float)
-    export.add_argument("--columns", help="comma-separated photometry columns (default: all)")
-    export.add_argument("--batch-rows", type=int, default=250_000, help="rows per batch (memory holds one)")
-    export.add_argument("--overwrite", action="store_true", help="replace an existing file")
-    export.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    photometry.add_argument("--source-id", action="append", help="only this source (repeatable)")
+    photometry.add_argument("--start-mjd", type=float)
+    photometry.add_argument("--end-mjd", type=float)
+    photometry.add_argument("--columns", help="comma-separated photometry columns (default: all)")
+    photometry.add_argument(
+        "--batch-rows", type=int, default=250_000, help="rows per batch (memory holds one)"
+    )
+    listed = {
+        "images": exports.add_parser("images", help="images as `contimg images` lists them"),
+        "ms": exports.add_parser("ms", help="measurement sets as `contimg ms` lists them"),
+        "jobs": exports.add_parser("jobs", help="jobs as `contimg jobs` lists them"),
+    }
+    listed["images"].add_argument("--type", action="append", help=", ".join(IMAGE_TYPES))
+    listed["images"].add_argument("--ms-path", dest="ms_path")
+    listed["images"].add_argument("--tag", help="only images carrying this tag in the notes")
+    listed["ms"].add_argument("--stage", action="append", help=", ".join(MS_STAGES))
+    listed["ms"].add_argument("--status", action="append", help=", ".join(MS_STATUSES))
+    listed["jobs"].add_argument("--status", action="append", help=", ".join(JOB_STATUSES))
+    for p in listed.values():
+        p.add_argument("--since", help="ISO-8601 date/time")
+        p.add_argument("--until", help="ISO-8601 date/time")
+        p.add_argument("--search", help="only paths containing this text")
+        p.add_argument("--batch-rows", type=int, default=1_000, help="rows per page (1 to 1,000)")
+    for p in (photometry, *listed.values()):
+        p.add_argument("file", help="the file to write: .parquet (or .pq) or .csv")
+        p.add_argument(
+            "--format", dest="export_format", choices=["parquet", "csv"], help="default: the suffix"
+        )
+        p.add_argument("--overwrite", action="store_true", help="replace an existing file")
+        p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     jq = listing(
         "jobs-queue", "the pipeline's RQ job queue (PIPELINE_REDIS_URL): jobs newest first, one, or counts"
     )

@@ -10,18 +10,21 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from .errors import FileNotAccessibleError, ValidationError
 from .files import check_output_path, write_atomically
 from .records import Record
+
+if TYPE_CHECKING:
+    from .domains.paging import Cursor, Page
 
 SUFFIXES: dict[str, tuple[str, ...]] = {"parquet": (".parquet", ".pq"), "csv": (".csv",)}
 MANIFEST_SUFFIX = ".manifest.json"
@@ -48,7 +51,7 @@ def check_target(path: str | os.PathLike[str], format: str | None, overwrite: bo
     if not isinstance(path, str | os.PathLike):
         raise ValidationError(f"path must be a file name, got {path!r}")
     kind = format if format is not None else Path(os.fspath(path)).suffix.lower().lstrip(".")
-    if kind not in SUFFIXES:
+    if not isinstance(kind, str) or kind not in SUFFIXES:
         raise ValidationError(
             f"format must be one of {', '.join(SUFFIXES)} (given, or said by the file's suffix), got {kind!r}"
         )
@@ -108,14 +111,18 @@ async def write_batches(
     total: int,
     progress: bool,
     manifest: dict[str, Any],
+    empty: pd.DataFrame | None = None,
 ) -> ExportResult:
-    """Stream ``batches`` into ``target`` (via a temporary file), then write ``<target>.manifest.json``."""
+    """Stream ``batches`` into ``target`` (via a temporary file), then write ``<target>.manifest.json``.
+    ``empty`` is what a file with no rows holds (its columns); by default the manifest's columns."""
     from tqdm.auto import tqdm
 
     partial = target.with_name(f".{target.name}.partial-{os.getpid()}")
     writer: _Writer | None = None
     rows = 0
-    bar = tqdm(total=total, unit="rows", desc=f"export {target.name}", disable=not progress, leave=False)
+    bar = tqdm(
+        total=total or None, unit="rows", desc=f"export {target.name}", disable=not progress, leave=False
+    )
     try:
         try:
             writer = await asyncio.to_thread(_Writer, partial, kind)
@@ -124,9 +131,9 @@ async def write_batches(
                 rows += len(batch)
                 bar.update(len(batch))
             if rows == 0:  # an empty export is still a readable file with its columns
-                empty = pd.DataFrame(
-                    {c: pd.Series(dtype=object) for c in manifest["filters"].get("columns", [])}
-                )
+                if empty is None:
+                    names = manifest["filters"].get("columns", [])
+                    empty = pd.DataFrame({c: pd.Series(dtype=object) for c in names})
                 await asyncio.to_thread(writer.write, empty)
         finally:
             bar.close()
@@ -154,3 +161,37 @@ async def write_batches(
     manifest_path = target.with_name(target.name + MANIFEST_SUFFIX)
     await asyncio.to_thread(write_atomically, manifest_path, json.dumps(record, indent=2, default=str) + "\n")
     return ExportResult(target, manifest_path, kind, rows, size)
+
+
+# Reads one page of an area's listing: (filters, after, count) -> Page, the area's own ``page``.
+PageReader = Callable[[Mapping[str, Any], "Cursor | None", bool], Awaitable["Page"]]
+
+
+async def write_listing(
+    read_page: PageReader,
+    filters: Mapping[str, Any],
+    target: Path,
+    kind: str,
+    *,
+    progress: bool,
+    manifest: dict[str, Any],
+) -> ExportResult:
+    """An area's listing (images, MS, jobs) streamed to ``target`` page by page: each page a keyset read
+    from the row the last one ended at, so memory holds one page and rows the pipeline adds meanwhile (the
+    newest, at the listing's start) do not shift the pages still to come."""
+    first = await read_page(filters, None, True)
+
+    async def pages() -> AsyncIterator[pd.DataFrame]:
+        page = first
+        while True:
+            if len(page.rows):
+                yield page.rows
+            if page.next is None:
+                return
+            page = await read_page(filters, page.next, False)
+
+    order = f"{first.sort} {'descending' if first.descending else 'ascending'}"
+    return await write_batches(
+        pages(), target, kind, total=first.count if first.count and not first.capped else 0,
+        progress=progress, manifest={**manifest, "order": order}, empty=first.rows.iloc[:0],
+    )  # fmt: skip

@@ -101,6 +101,47 @@ async def test_export_parquet_and_csv_read_back_as_the_frame(client: AsyncClient
             await client.sources.export(path, progress=False, **kwargs)  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("area", "filters"),
+    [("images", {}), ("images", {"type": ["pbcor", "dirty"]}), ("ms", {}), ("ms", {"search": "T1"}),
+     ("jobs", {}), ("jobs", {"status": "completed"})],
+)  # fmt: skip
+async def test_listing_exports_read_back_as_the_list(
+    client: AsyncClient, tmp_path: Path, area: str, filters: dict[str, object]
+) -> None:
+    """images, ms and jobs exports walk keyset pages (7 rows each here) and read back as list() gives them."""
+    reader = getattr(client, area)
+    expected = await reader.list(**filters)
+    result = await reader.export(tmp_path / f"{area}.parquet", batch_rows=7, progress=False, **filters)
+    assert result.rows == len(expected) > 7 * 3  # several pages
+    pd.testing.assert_frame_equal(pd.read_parquet(result.path), expected)
+    manifest = json.loads(result.manifest.read_text())
+    assert manifest["what"] == area and manifest["rows"] == len(expected) and manifest["filters"] == filters
+    assert "ORDER BY" in manifest["query"] and manifest["order"].endswith("descending")
+    as_csv = await reader.export(tmp_path / f"{area}.csv", progress=False, **filters)
+    frame = pd.read_csv(as_csv.path)
+    assert frame.columns.tolist() == expected.columns.tolist() and len(frame) == len(expected)
+    assert frame.iloc[:, 0].astype(str).tolist() == expected.iloc[:, 0].astype(str).tolist()
+
+
+async def test_listing_exports_refuse_what_cannot_work(client: AsyncClient, tmp_path: Path) -> None:
+    for kwargs, match in (
+        ({"colour": "red"}, "unknown filter"),
+        ({"type": "nonsense"}, "unknown type"),
+        ({"batch_rows": 0}, "batch_rows"),
+        ({"batch_rows": 1001}, "batch_rows"),
+        ({"batch_rows": "7"}, "batch_rows"),
+        ({"format": "xlsx"}, "format"),
+    ):
+        with pytest.raises(ValidationError, match=match):
+            await client.images.export(tmp_path / "x.parquet", progress=False, **kwargs)
+    assert not os.listdir(tmp_path)  # nothing written, not even a partial file
+    none = await client.images.export(tmp_path / "none.parquet", search="no such path", progress=False)
+    empty = pd.read_parquet(none.path)
+    assert none.rows == 0 and empty.empty
+    assert empty.columns.tolist() == (await client.images.list(limit=1)).columns.tolist()
+
+
 def test_blocking_iterator_and_cli_export(
     site: DemoSite, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -115,6 +156,15 @@ def test_blocking_iterator_and_cli_export(
     assert "wrote" in out.getvalue() and (tmp_path / "cli.parquet.manifest.json").exists()
     assert pd.read_parquet(target).columns.tolist() == ["source_id", "mjd"]
     assert main(["export", "photometry", str(target), "-q"], out=io.StringIO()) == 1  # exists: refused
+    with Client(**site.settings_kwargs()) as client:
+        failed = client.jobs.list(status="failed")
+        pbcor = client.images.list(type="pbcor")
+    jobs_file, images_file = tmp_path / "jobs.csv", tmp_path / "images.parquet"
+    assert main(["export", "jobs", str(jobs_file), "--status", "failed", "-q"], out=io.StringIO()) == 0
+    assert pd.read_csv(jobs_file)["id"].tolist() == failed["id"].tolist()
+    assert main(["export", "images", str(images_file), "--type", "pbcor", "-q"], out=io.StringIO()) == 0
+    pd.testing.assert_frame_equal(pd.read_parquet(images_file), pbcor)
+    assert main(["export", "ms", str(tmp_path / "ms.txt"), "-q"], out=io.StringIO()) == 1  # no such format
 
 
 def test_seed_era_schema(tmp_path: Path) -> None:

@@ -71,6 +71,10 @@ HOSTILE: st.SearchStrategy[Any] = st.one_of(
     st.sampled_from([b"bytes", {"a": 1}, object(), [[]], (1, "a"), {1, 2}]),
 )
 
+FILTER_NAMES = st.sampled_from(
+    ["type", "status", "stage", "since", "until", "search", "tag", "ms_path", "nope"]
+)
+
 
 def _methods(client: AsyncClient) -> list[tuple[str, str, Callable[..., Any]]]:
     found = []
@@ -146,12 +150,19 @@ def test_every_public_method_fails_only_with_toolkit_errors(
         args: list[Any] = []
         kwargs: dict[str, Any] = {}
         for parameter in inspect.signature(method).parameters.values():
-            if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            if parameter.kind == parameter.VAR_KEYWORD:  # an export's filters: any names, any values
+                kwargs.update(data.draw(st.dictionaries(FILTER_NAMES, HOSTILE, max_size=2), label="filters"))
+                continue
+            if parameter.kind == parameter.VAR_POSITIONAL:
                 continue
             required = parameter.default is parameter.empty
             if not required and not data.draw(st.booleans(), label=f"set {parameter.name}"):
                 continue
-            value = data.draw(HOSTILE, label=parameter.name)
+            # A file the call may really write (in this test's folder), so what comes after the path is reached.
+            writable = st.sampled_from([str(tmp_path / "abuse.csv"), str(tmp_path / "abuse.parquet")])
+            value = data.draw(
+                st.one_of(HOSTILE, writable) if parameter.name == "path" else HOSTILE, label=parameter.name
+            )
             if parameter.kind == parameter.POSITIONAL_ONLY or (
                 required and parameter.kind != parameter.KEYWORD_ONLY
             ):

@@ -8,12 +8,19 @@ costs one index-only query (~0.5 ms) and is skipped for short or paged listings,
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import os
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 import pandas as pd
 
+from .. import export
+from ..arguments import check_count
 from ..db.base import Backend, PostProcess
+from ..db.connections import Connections
+from ..notes import read as notes_read
 from ..schema import Kind
+from .paging import MAX_PAGE_SIZE, Cursor, Listing, Page
 from .query import Select
 
 # Below this many rows the split query costs more than the parallel read saves.
@@ -37,3 +44,34 @@ async def fetch_listing(
             return await db.fetch_frame_parts(q.split_at(key, middle), kinds, post)
     sql, params = q.build()
     return await db.fetch_frame(sql, params, kinds, post)
+
+
+async def export_listing(
+    connections: Connections,
+    listing: Listing,
+    what: str,
+    page: Callable[..., Awaitable[Page]],
+    path: str | os.PathLike[str],
+    *,
+    format: str | None,
+    batch_rows: int,
+    overwrite: bool,
+    progress: bool,
+    filters: Mapping[str, Any],
+) -> export.ExportResult:
+    """An area's ``export``: its ``page`` read ``batch_rows`` rows at a time into a file, with the manifest naming the
+    ``list()`` query those filters give (the pages walk the same rows in the same order)."""
+    target, kind = export.check_target(path, format, overwrite)
+    size = check_count(batch_rows, "batch_rows", low=1, high=MAX_PAGE_SIZE)
+    wanted = await notes_read.resolve(connections, listing.filters.of(filters))  # unknown names: refused here
+    db = await connections.products()
+    sql, params = listing.list_select(db.catalog, wanted).build()
+
+    async def read(given: Mapping[str, Any], after: Cursor | None, count: bool) -> Page:
+        return await page(dict(given), after=after, size=size, count=count)
+
+    return await export.write_listing(
+        read, filters, target, kind, progress=progress,
+        manifest={"what": what, "query": sql, "params": params, "data_version": await db.data_version(),
+                  "filters": dict(filters)},
+    )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -14,6 +15,7 @@ from ..cache import cached
 from ..db.base import Catalog
 from ..db.connections import Connections
 from ..errors import RecordNotFoundError
+from ..export import ExportResult
 from ..mjd import unix_to_mjd
 from ..notes import read as notes_read
 from ..notes.read import NotesJoin
@@ -23,8 +25,8 @@ from ..schema import Kind, kinds
 from ..vocab import MS_STAGES, MS_STATUSES, stage_grade_sql
 from .cal import tables_for_ms
 from .filters import Filters, Vocabulary
-from .listing import fetch_listing
-from .paging import Cursor, Keyset, Listing, Page
+from .listing import export_listing, fetch_listing
+from .paging import MAX_PAGE_SIZE, Cursor, Keyset, Listing, Page
 from .query import Select, latest_run_id, select_columns
 
 KINDS: dict[str, Kind] = {**kinds("ms_index"), "qa_grade": "text", "run_id": "text", "image_path": "text"}
@@ -147,6 +149,26 @@ class MeasurementSets:
         if frame.empty:
             await filters.explain(db)
         return frame
+
+    async def export(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: str | None = None,
+        batch_rows: int = MAX_PAGE_SIZE,
+        overwrite: bool = False,
+        progress: bool = True,
+        **filters: Any,
+    ) -> ExportResult:
+        """Write the measurement sets :meth:`list` gives for ``filters`` (``stage``, ``status``, ``since``, ``until``, ``search``) to a Parquet or CSV file,
+        in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000) with a progress bar. ``format`` and
+        ``overwrite`` as in ``sources.export``; ``<file>.manifest.json`` beside it records the query, the
+        filters, the database's change counter, the toolkit's version and the time. Reading a Parquet export
+        back with ``pd.read_parquet`` gives the frame :meth:`list` returns."""
+        return await export_listing(
+            self._connections, LISTING, "ms", self.page, path,
+            format=format, batch_rows=batch_rows, overwrite=overwrite, progress=progress, filters=filters,
+        )  # fmt: skip
 
     async def page(
         self,
