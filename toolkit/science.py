@@ -340,26 +340,59 @@ def eta_v(metrics: pd.DataFrame, *, eta_sigma: float = 2.0, v_sigma: float = 2.0
 BYTES_PER_ROW = 256
 
 
-def chunk_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[tuple[str, str]]:
-    """(first, last) source ids of consecutive chunks whose measurements add up to at most ``budget_rows``,
-    from ``counts`` in the database's own order of source ids (so that ``BETWEEN first AND last`` means the
-    same sources there). A source is never split (its pairs need every epoch): a source with more rows than
-    the budget is a chunk of its own."""
-    chunks: list[tuple[str, str]] = []
-    first: str | None = None
-    last = ""
+def group_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[list[str]]:
+    """Consecutive groups of the source ids in ``counts`` (in the database's own order of source ids) whose
+    measurements add up to at most ``budget_rows``. A source is never split (its pairs need every epoch): a
+    source with more rows than the budget is a group of its own."""
+    groups: list[list[str]] = []
+    current: list[str] = []
     rows = 0
     for source_id, n in counts:
-        if first is not None and rows + n > budget_rows:
-            chunks.append((first, last))
-            first, rows = None, 0
-        if first is None:
-            first = source_id
-        last = source_id
+        if current and rows + n > budget_rows:
+            groups.append(current)
+            current, rows = [], 0
+        current.append(source_id)
         rows += n
-    if first is not None:
-        chunks.append((first, last))
-    return chunks
+    if current:
+        groups.append(current)
+    return groups
+
+
+def chunk_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[tuple[str, str]]:
+    """:func:`group_sources` as (first, last) source ids, so that ``BETWEEN first AND last`` reads a group
+    as one index range (every source of the table is in some group)."""
+    return [(group[0], group[-1]) for group in group_sources(counts, budget_rows)]
+
+
+def two_epoch_possible(bounds: Sequence[Sequence[Any]], *, vs: float, m: float) -> list[tuple[str, int]]:
+    """(source id, count) of the sources that can have an epoch pair with |Vs| > vs and |m| > m, from
+    ``bounds`` rows (source id, count, lowest flux, highest flux, smallest usable error) the database
+    computed per source: the rows of the other sources are never read.
+
+    Any pair has |f_a - f_b| <= highest - lowest and sqrt(s_a^2 + s_b^2) >= sqrt(2) smallest error; where
+    every flux is positive, |m| is largest for the (highest, lowest) pair. A source with no usable error has
+    no Vs at all. A bound that is not a finite number (a damaged cell the database compared as text, an
+    infinity) proves nothing, and that source is read."""
+    if not bounds:
+        return []
+    ids, counts, lowest, highest, smallest = (list(column) for column in zip(*bounds, strict=True))
+    no_error = np.array([v is None for v in smallest], dtype=bool)
+
+    def numbers(values: list[Any]) -> np.ndarray:
+        return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
+            dtype="float64", na_value=np.nan
+        )
+
+    lo, hi, small = numbers(lowest), numbers(highest), numbers(smallest)
+    margin = 1 - 1e-9  # the pair loop rounds differently: never drop a source on its last bit
+    with np.errstate(all="ignore"):
+        spread = hi - lo
+        known = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(spread)
+        no_vs = known & no_error
+        small_vs = known & (small > 0) & np.isfinite(small) & (spread / (np.sqrt(2.0) * small) <= vs * margin)
+        small_m = known & (lo > 0) & (2 * spread / (hi + lo) <= m * margin)
+    keep = ~(no_vs | small_vs | small_m)
+    return [(str(ids[i]), int(counts[i])) for i in np.flatnonzero(keep) if ids[i] is not None]
 
 
 def check_position(ra_deg: float, dec_deg: float) -> None:

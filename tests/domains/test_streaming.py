@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from toolkit import AsyncClient, Client, FileNotAccessibleError, ValidationError
+from toolkit import AsyncClient, Client, FileNotAccessibleError, ValidationError, science
 from toolkit.cli import main
 from toolkit.demo import DemoSite, build_demo_site
 
@@ -231,3 +231,55 @@ def test_chunks_cover_every_source_once_in_order_and_stay_in_budget(counts: list
         members = ids[ids.index(first) : ids.index(last) + 1]
         total = sum(sizes[s] for s in members)
         assert total <= budget or len(members) == 1  # only a source bigger than the budget stands alone
+
+
+@pytest.mark.parametrize(("vs", "m"), [(4.3, 0.26), (0.5, 1e-9), (4.3, 1.9), (1e6, 0.26)])
+async def test_two_epoch_reading_only_possible_sources_equals_every_pair_computed(
+    client: AsyncClient, vs: float, m: float
+) -> None:
+    """two_epoch reads only the sources whose flux range and smallest error (one GROUP BY in the database)
+    allow a pair above both thresholds: the answer equals computing every pair of every source."""
+    sources, pairs = await client.sources.two_epoch(vs=vs, m=m)
+    want_sources, want_pairs = science.two_epoch(await client.sources.measurements(), vs=vs, m=m)
+    pd.testing.assert_frame_equal(pairs, want_pairs)
+    pd.testing.assert_frame_equal(sources.drop(columns="label"), want_sources)
+    assert (len(pairs) == 0) == (vs == 1e6)
+
+
+FLUX = st.one_of(st.none(), st.floats(-5, 5), st.sampled_from([0.0, 1e-300, 1.0, 1.0 + 1e-15]))
+ERROR = st.one_of(st.none(), st.floats(-1, 2), st.sampled_from([0.0, 1e-300, 1e-3]))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    sources=st.lists(st.lists(st.tuples(FLUX, ERROR), min_size=1, max_size=8), min_size=1, max_size=12),
+    vs=st.sampled_from([1e-9, 0.5, 4.3, 50.0]),
+    m=st.sampled_from([1e-9, 0.26, 1.0, 1.99]),
+)
+def test_a_source_two_epoch_skips_has_no_candidate_pair(
+    sources: list[list[tuple[float | None, float | None]]], vs: float, m: float
+) -> None:
+    rows = [
+        {"source_id": f"S{k:02d}", "mjd": float(epoch), "flux_jy": flux, "flux_err_jy": err}
+        for k, epochs in enumerate(sources)
+        for epoch, (flux, err) in enumerate(epochs)
+    ]
+    frame = pd.DataFrame(rows, columns=["source_id", "mjd", "flux_jy", "flux_err_jy"])
+    bounds = []  # what per_source_counts' GROUP BY gives: MIN/MAX skip NULL, errors where flux and e > 0
+    for source_id, group in frame.groupby("source_id"):
+        fluxes = group["flux_jy"].dropna()
+        usable = group["flux_err_jy"][group["flux_jy"].notna() & (group["flux_err_jy"] > 0)]
+        bounds.append((
+            source_id, len(group), None if fluxes.empty else fluxes.min(), None if fluxes.empty else fluxes.max(),
+            None if usable.empty else usable.min(),
+        ))  # fmt: skip
+    kept = {source_id for source_id, _ in science.two_epoch_possible(bounds, vs=vs, m=m)}
+    _, pairs = science.two_epoch(frame, vs=vs, m=m)
+    assert set(pairs["source_id"]) <= kept
+
+
+def test_damaged_bounds_keep_the_source() -> None:
+    """A bound the database compared as text, or an infinity, proves nothing: the source is read."""
+    rows = [("a", 3, 1.0, "oops", 0.1), ("b", 3, float("-inf"), 1.0, 0.1), ("c", 3, 1.0, 1.0001, 0.1),
+            ("d", 3, 1.0, 9.0, None), ("e", 1, 2.0, 2.0, 0.1), ("f", 2, None, None, None)]  # fmt: skip
+    assert [s for s, _ in science.two_epoch_possible(rows, vs=4.3, m=0.26)] == ["a", "b", "f"]
