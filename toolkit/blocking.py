@@ -296,12 +296,14 @@ class BlockingSources(BlockingArea):
         min_measurements: int = 2,
         start_mjd: float | None = None,
         end_mjd: float | None = None,
+        pairs: bool = True,
     ) -> science.EtaVResult:
         """eta-V cutoffs (log-Gaussian fit after 3-sigma MAD clipping) and the sources above both.
 
         The cutoffs sit ``eta_sigma``/``v_sigma`` standard deviations above the fitted mean (default 2, which
         finds the demo site's variable sources and its transient and nothing else on the small site). The
-        candidates carry their ``label`` from the notes."""
+        candidates carry their ``label`` from the notes. ``pairs=False`` computes the metrics in the database
+        without the pair columns (see :meth:`variability`); the cutoffs need eta and V only."""
         return self._run(
             self._area.eta_v(
                 eta_sigma=eta_sigma,
@@ -310,6 +312,7 @@ class BlockingSources(BlockingArea):
                 min_measurements=min_measurements,
                 start_mjd=start_mjd,
                 end_mjd=end_mjd,
+                pairs=pairs,
             )
         )
 
@@ -492,9 +495,14 @@ class BlockingSources(BlockingArea):
         start_mjd: float | None = None,
         end_mjd: float | None = None,
         source_ids: Sequence[str] | None = None,
+        pairs: bool = True,
     ) -> pd.DataFrame:
         """Per source: n, mean / weighted-mean / max / min flux, ``std_flux_jy``, eta, V, ``chi2``,
         ``chi2_reduced``, the largest |Vs| and |m| over its epoch pairs, and ``is_variable``.
+
+        ``pairs=False`` leaves out the two pair columns, and then the database computes everything (one
+        two-pass ``GROUP BY``, with parallel workers on PostgreSQL) and no measurement is read here: the way
+        to eta and V over a year of photometry in seconds.
 
         Definitions (:mod:`toolkit.science`): with weights w = 1/err^2, chi2 = sum w (f - weighted mean)^2,
         and chi2_reduced = chi2 / (N - 1) over the N measurements that have an error, which is eta;
@@ -508,6 +516,7 @@ class BlockingSources(BlockingArea):
                 start_mjd=start_mjd,
                 end_mjd=end_mjd,
                 source_ids=source_ids,
+                pairs=pairs,
             )
         )
 

@@ -94,32 +94,53 @@ def _per_source(d: _Sorted) -> pd.DataFrame:
     f = d.flux
     weighted = np.isfinite(d.err)
     w = np.where(weighted, 1.0 / np.where(weighted, d.err, 1.0) ** 2, 0.0)
-    nw = total(weighted.astype("float64"))
     sw = total(w)
     with np.errstate(divide="ignore", invalid="ignore"):
         # Two passes (deviations from the means), not sums of squares: those cancel catastrophically for
         # nearly constant fluxes (hypothesis found V = 2e-8 where the truth is 1e-16).
         wmean = np.where(sw > 0, total(w * f) / np.where(sw > 0, sw, 1.0), np.nan)
-        # <w f^2> - <w f>^2 / <w> = (1/N) sum w (f - weighted mean)^2, so eta = sum w (f - wmean)^2 / (N - 1)
-        chi2 = total(w * (f - np.nan_to_num(wmean)[d.code]) ** 2)
-        chi2 = np.where(nw == 0, np.nan, chi2)
-        eta = np.where(nw == 1, 0.0, chi2 / (nw - 1))
         mean = total(f) / n
-        var = total((f - mean[d.code]) ** 2) / (n - 1)
-        std = np.where(n == 1, 0.0, np.sqrt(var))
-        v = np.where(n == 1, 0.0, np.where(mean == 0, np.nan, std / mean))
     maxf = np.full(k, -np.inf)
     np.maximum.at(maxf, d.code, f)
     minf = np.full(k, np.inf)
     np.minimum.at(minf, d.code, f)
+    return _metrics(
+        d.names, n, mean, wmean,
+        weighted_n=total(weighted.astype("float64")),
+        squares=total((f - mean[d.code]) ** 2),
+        chi2=total(w * (f - np.nan_to_num(wmean)[d.code]) ** 2),
+        highest=maxf, lowest=minf,
+    )  # fmt: skip
+
+
+def _metrics(
+    names: Any,
+    n: np.ndarray,
+    mean: np.ndarray,
+    wmean: np.ndarray,
+    *,
+    weighted_n: np.ndarray,
+    squares: np.ndarray,
+    chi2: np.ndarray,
+    highest: np.ndarray,
+    lowest: np.ndarray,
+) -> pd.DataFrame:
+    """The per-source frame from each source's count, means and second-pass sums (``squares``: the sum of
+    (f - mean)^2; ``chi2``: of w (f - weighted mean)^2), computed here or by the database."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # <w f^2> - <w f>^2 / <w> = (1/N) sum w (f - weighted mean)^2, so eta = sum w (f - wmean)^2 / (N - 1)
+        chi2 = np.where(weighted_n == 0, np.nan, chi2)
+        eta = np.where(weighted_n == 1, 0.0, chi2 / (weighted_n - 1))
+        std = np.where(n == 1, 0.0, np.sqrt(squares / (n - 1)))
+        v = np.where(n == 1, 0.0, np.where(mean == 0, np.nan, std / mean))
     return pd.DataFrame(
         {
-            "source_id": pd.array(d.names, dtype="str"),
-            "n": d.counts.astype("int64"),
+            "source_id": pd.array(names, dtype="str"),
+            "n": n.astype("int64"),
             "mean_flux": mean,
             "weighted_mean_flux": wmean,
-            "max_flux": maxf,
-            "min_flux": minf,
+            "max_flux": highest,
+            "min_flux": lowest,
             "std_flux_jy": std,
             "eta": eta,
             "v": v,
@@ -127,6 +148,33 @@ def _per_source(d: _Sorted) -> pd.DataFrame:
             "chi2_reduced": eta,
         }
     )
+
+
+# The columns of the database's per-source sums (``sources.variability(pairs=False)``), in order.
+SUMS_COLUMNS = ["source_id", "n", "mean", "wmean", "lowest", "highest", "weighted_n", "squares", "chi2"]
+
+
+def variability_from_sums(sums: pd.DataFrame, *, min_measurements: int = 2) -> pd.DataFrame:
+    """:func:`variability` without the pair columns, from the per-source sums the database computed
+    (``SUMS_COLUMNS``); sorted by source id as that function sorts."""
+    sums = sums.sort_values("source_id", kind="stable", ignore_index=True)
+
+    def column(name: str) -> np.ndarray:
+        return pd.to_numeric(sums[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
+
+    out = _metrics(
+        sums["source_id"].to_numpy(dtype=object), column("n"), column("mean"), column("wmean"),
+        weighted_n=column("weighted_n"), squares=column("squares"),
+        chi2=np.nan_to_num(column("chi2")),  # no weighted row: the database's SUM is NULL
+        highest=column("highest"), lowest=column("lowest"),
+    )  # fmt: skip
+    return _flagged(out, min_measurements)
+
+
+def _flagged(out: pd.DataFrame, min_measurements: int) -> pd.DataFrame:
+    with np.errstate(invalid="ignore"):
+        out["is_variable"] = np.nan_to_num(out["v"].to_numpy(), nan=0.0) > IS_VARIABLE_V
+    return out[out["n"] >= min_measurements].reset_index(drop=True)
 
 
 def _blocks(counts: np.ndarray) -> list[tuple[int, int, int]]:
@@ -232,9 +280,7 @@ def variability(
     m_max[single] = 0.0
     out["vs_max_abs"] = vs_max
     out["m_max_abs"] = m_max
-    with np.errstate(invalid="ignore"):
-        out["is_variable"] = np.nan_to_num(out["v"].to_numpy(), nan=0.0) > IS_VARIABLE_V
-    return out[out["n"] >= min_measurements].reset_index(drop=True)
+    return _flagged(out, min_measurements)
 
 
 def two_epoch(

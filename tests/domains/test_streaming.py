@@ -283,3 +283,65 @@ def test_damaged_bounds_keep_the_source() -> None:
     rows = [("a", 3, 1.0, "oops", 0.1), ("b", 3, float("-inf"), 1.0, 0.1), ("c", 3, 1.0, 1.0001, 0.1),
             ("d", 3, 1.0, 9.0, None), ("e", 1, 2.0, 2.0, 0.1), ("f", 2, None, None, None)]  # fmt: skip
     assert [s for s, _ in science.two_epoch_possible(rows, vs=4.3, m=0.26)] == ["a", "b", "f"]
+
+
+async def test_variability_computed_by_the_database_equals_the_rows_computed_here(
+    client: AsyncClient,
+) -> None:
+    """pairs=False: one two-pass GROUP BY in the database, no measurement read; the same metrics."""
+    pair_columns = ["vs_max_abs", "m_max_abs"]
+    here = (await client.sources.variability()).drop(columns=pair_columns)
+    there = await client.sources.variability(pairs=False)
+    pd.testing.assert_frame_equal(there, here, rtol=1e-9, atol=1e-15)
+    lo = float((await client.sources.measurements(columns=["mjd"]))["mjd"].median())
+    some = here["source_id"].tolist()[:5]
+    for kwargs in ({"start_mjd": lo, "min_measurements": 3}, {"source_ids": some}, {"flux": "peak_jyb"}):
+        pd.testing.assert_frame_equal(
+            await client.sources.variability(pairs=False, **kwargs),  # type: ignore[arg-type]
+            (await client.sources.variability(**kwargs)).drop(columns=pair_columns),  # type: ignore[arg-type]
+            rtol=1e-9, atol=1e-15,
+        )  # fmt: skip
+    ours, theirs = await client.sources.eta_v(pairs=False), await client.sources.eta_v()
+    assert ours.eta_cutoff == pytest.approx(theirs.eta_cutoff, rel=1e-9)
+    assert ours.candidates["source_id"].tolist() == theirs.candidates["source_id"].tolist()
+    with pytest.raises(ValidationError, match="pairs"):
+        await client.sources.variability(pairs="no")  # type: ignore[arg-type]
+    assert (await client.sources.variability(pairs=False, start_mjd=99_999.0)).empty
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    base=st.sampled_from([1.0, 1e-3, 123.456, -2.5, 0.0]),
+    offsets=st.lists(st.lists(st.floats(-1e-9, 1e-9), min_size=1, max_size=6), min_size=3, max_size=6),
+    errors=st.sampled_from([0.01, 1e-12, -1.0, 0.0]),
+)
+def test_database_sums_keep_nearly_constant_fluxes_exact(
+    base: float, offsets: list[list[float]], errors: float
+) -> None:
+    """The two passes hold in SQL too: nearly constant fluxes (where sums of squares cancel) give the V and
+    eta the rows give, on a real SQLite table read by per_source_sums' own SQL."""
+    from types import SimpleNamespace
+
+    from toolkit.db.base import Catalog
+    from toolkit.domains.sources import per_source_sums
+
+    rows = [(f"S{k}", float(i), base + d, errors) for k, ds in enumerate(offsets) for i, d in enumerate(ds)]
+    conn = sqlite3.connect(":memory:")
+    conn.execute(
+        "CREATE TABLE photometry (id INTEGER PRIMARY KEY, source_id TEXT, mjd REAL, flux_jy REAL, flux_err_jy REAL)"
+    )
+    conn.executemany(
+        "INSERT INTO photometry (source_id, mjd, flux_jy, flux_err_jy) VALUES (?, ?, ?, ?)", rows
+    )
+    catalog = Catalog.from_columns(
+        [("photometry", c) for c in ("id", "source_id", "mjd", "flux_jy", "flux_err_jy")]
+    )
+    sql, params = per_source_sums(
+        SimpleNamespace(catalog=catalog), ("flux_jy", "flux_err_jy"), None, None, None
+    )  # type: ignore[arg-type]
+    sums = pd.DataFrame(conn.execute(sql, params).fetchall(), columns=science.SUMS_COLUMNS)
+    conn.close()
+    frame = pd.DataFrame(rows, columns=["source_id", "mjd", "flux_jy", "flux_err_jy"])
+    want = science.variability(frame, min_measurements=1).drop(columns=["vs_max_abs", "m_max_abs"])
+    got = science.variability_from_sums(sums, min_measurements=1)
+    pd.testing.assert_frame_equal(got, want, rtol=1e-7, atol=1e-300)

@@ -215,6 +215,66 @@ def per_source_counts(
     return sql + " GROUP BY p.source_id ORDER BY p.source_id", params
 
 
+# Finite float64: BETWEEN these drops NULL, NaN and infinities on both databases (and, in SQLite, a text cell).
+_FINITE = "BETWEEN -1.7976931348623157e308 AND 1.7976931348623157e308"
+
+
+def per_source_sums(
+    backend: Backend,
+    flux: tuple[str, str],
+    start_mjd: float | None,
+    end_mjd: float | None,
+    source_ids: Sequence[str] | None,
+) -> tuple[str, list[Any]]:
+    """``science.SUMS_COLUMNS`` per source, computed by the database in two passes (the means, then the
+    deviations from them, as ``science`` does: sums of squares would cancel for nearly constant fluxes). A
+    measurement counts where its flux is a finite number; it has a weight 1/err^2 where that is a positive
+    finite number (an error outside 1e-154..1e154 has none here)."""
+    present = backend.catalog.columns("photometry")
+    f, e = (f"p.{name}" if name in present else "NULL" for name in flux)
+    where = [f"p.source_id IS NOT NULL AND {f} {_FINITE}"]
+    params: list[Any] = []
+    start, end = check_mjd_range(start_mjd, end_mjd)
+    for clause, value in (("p.mjd >= ?", start), ("p.mjd <= ?", end)):
+        if value is not None:
+            where.append(clause)
+            params.append(value)
+    if source_ids is not None:
+        clause, values = backend.catalog.dialect.in_list("p.source_id", list(source_ids))
+        where.append(clause)
+        params += values
+    # One range test keeps the error positive and finite with a finite, non-zero square.
+    weight = f"CASE WHEN {e} > 1e-154 AND {e} < 1e154 THEN 1.0 / ({e} * {e}) END"
+    kept = " AND ".join(where)
+    means = f"""
+        WITH means AS (
+            SELECT p.source_id AS source_id, COUNT(*) AS n, SUM({f}) / COUNT(*) AS mean,
+                   SUM({weight} * {f}) / SUM({weight}) AS wmean, MIN({f}) AS lowest, MAX({f}) AS highest,
+                   COUNT({weight}) AS weighted_n
+            FROM photometry AS p WHERE {kept} GROUP BY p.source_id
+        )"""
+    squares, chi2 = f"({f} - m.mean) * ({f} - m.mean)", f"{weight} * ({f} - m.wmean) * ({f} - m.wmean)"
+    if backend.catalog.dialect.name == "sqlite":
+        # Each source's rows again through the source_id index, as two correlated sums: a join would sort
+        # every row in a temporary B-tree to group them (3.6-4.0 s against 2.2-2.5 s at 1M rows).
+        sql = f"""{means}
+            SELECT m.source_id, m.n, m.mean, m.wmean, m.lowest, m.highest, m.weighted_n,
+                   (SELECT SUM({squares}) FROM photometry AS p WHERE p.source_id = m.source_id AND {kept})
+                       AS squares,
+                   (SELECT SUM({chi2}) FROM photometry AS p WHERE p.source_id = m.source_id AND {kept}) AS chi2
+            FROM means AS m"""
+        return sql, params * 3  # the filters bind once a pass
+    # PostgreSQL: a hash join of the rows to their means and a hash aggregate, with parallel workers.
+    sql = f"""{means}
+        SELECT m.source_id, MIN(m.n) AS n, MIN(m.mean) AS mean, MIN(m.wmean) AS wmean,
+               MIN(m.lowest) AS lowest, MIN(m.highest) AS highest, MIN(m.weighted_n) AS weighted_n,
+               SUM({squares}) AS squares, SUM({chi2}) AS chi2
+        FROM means AS m JOIN photometry AS p ON p.source_id = m.source_id
+        WHERE {kept}
+        GROUP BY m.source_id"""
+    return sql, params + params  # the filters bind twice, once a pass
+
+
 def measurements_query(
     backend: Backend,
     *,
@@ -544,9 +604,14 @@ class Sources:
         start_mjd: float | None = None,
         end_mjd: float | None = None,
         source_ids: Sequence[str] | None = None,
+        pairs: bool = True,
     ) -> pd.DataFrame:
         """Per source: n, mean / weighted-mean / max / min flux, ``std_flux_jy``, eta, V, ``chi2``,
         ``chi2_reduced``, the largest |Vs| and |m| over its epoch pairs, and ``is_variable``.
+
+        ``pairs=False`` leaves out the two pair columns, and then the database computes everything (one
+        two-pass ``GROUP BY``, with parallel workers on PostgreSQL) and no measurement is read here: the way
+        to eta and V over a year of photometry in seconds.
 
         Definitions (:mod:`toolkit.science`): with weights w = 1/err^2, chi2 = sum w (f - weighted mean)^2,
         and chi2_reduced = chi2 / (N - 1) over the N measurements that have an error, which is eta;
@@ -560,14 +625,23 @@ class Sources:
             or min_measurements < 1
         ):
             raise ValidationError(f"min_measurements must be a whole number >= 1, got {min_measurements!r}")
+        if not isinstance(pairs, bool):
+            raise ValidationError(f"pairs must be True or False, got {pairs!r}")
 
         def compute(frame: pd.DataFrame) -> pd.DataFrame:
             return science.variability(frame, flux=flux, err=err, min_measurements=min_measurements)
 
         wanted = None if source_ids is None else check_source_ids(source_ids)
-        parts = await self._science_frames(flux, start_mjd, end_mjd, compute, wanted)
         db = await self._connections.products()
-        found = await db.compute(_joined, parts, ["source_id"])  # a sort of every source: off the loop
+        if pairs:
+            parts = await self._science_frames(flux, start_mjd, end_mjd, compute, wanted)
+            found = await db.compute(_joined, parts, ["source_id"])  # a sort of every source: off the loop
+        else:
+            sql, params = per_source_sums(db, (flux, err), start_mjd, end_mjd, wanted)
+            found = await db.fetch_frame(
+                sql, params, SUMS_KINDS,
+                post=functools.partial(science.variability_from_sums, min_measurements=min_measurements),
+            )  # fmt: skip
         if wanted is not None:
             missing = sorted(set(wanted) - set(found["source_id"]))
             if missing and not await _sources_exist(await self._connections.products(), missing):
@@ -617,14 +691,16 @@ class Sources:
         min_measurements: int = 2,
         start_mjd: float | None = None,
         end_mjd: float | None = None,
+        pairs: bool = True,
     ) -> science.EtaVResult:
         """eta-V cutoffs (log-Gaussian fit after 3-sigma MAD clipping) and the sources above both.
 
         The cutoffs sit ``eta_sigma``/``v_sigma`` standard deviations above the fitted mean (default 2, which
         finds the demo site's variable sources and its transient and nothing else on the small site). The
-        candidates carry their ``label`` from the notes."""
+        candidates carry their ``label`` from the notes. ``pairs=False`` computes the metrics in the database
+        without the pair columns (see :meth:`variability`); the cutoffs need eta and V only."""
         metrics = await self.variability(
-            flux=flux, min_measurements=min_measurements, start_mjd=start_mjd, end_mjd=end_mjd
+            flux=flux, min_measurements=min_measurements, start_mjd=start_mjd, end_mjd=end_mjd, pairs=pairs
         )
         result = science.eta_v(metrics, eta_sigma=eta_sigma, v_sigma=v_sigma)
         labelled = await notes_read.annotate(self._connections, result.candidates, _LABELS)
@@ -660,6 +736,9 @@ class Sources:
 
 
 MAX_SOURCE_IDS = 100_000
+SUMS_KINDS: dict[str, Kind] = {
+    name: "text" if name == "source_id" else "real" for name in science.SUMS_COLUMNS
+}
 
 
 def _joined(parts: Sequence[pd.DataFrame], order: builtins.list[str]) -> pd.DataFrame:
