@@ -45,6 +45,7 @@ def _settings(site: DemoSite, products: str | None = None) -> dict[str, Any]:
         "products_db": products or str(site.products_db),
         "memory_budget": BUDGET,
         "cache_bytes": 0,
+        "query_timeout": 600,  # variability(pairs=False) is one query over the whole table
         **extra,
     }
 
@@ -94,10 +95,11 @@ def measure(task: dict[str, Any]) -> dict[str, float]:
         [sys.executable, "-m", "benchmarks.scale", "--child", json.dumps(task)],
         capture_output=True,
         text=True,
-        check=True,
         timeout=3600,
         cwd=Path(__file__).resolve().parent.parent,
     )
+    if done.returncode:
+        raise SystemExit(f"{task['call']} failed:\n{done.stderr[-3000:]}")
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 

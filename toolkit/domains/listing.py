@@ -59,8 +59,8 @@ async def export_listing(
     progress: bool,
     filters: Mapping[str, Any],
 ) -> export.ExportResult:
-    """An area's ``export``: its ``page`` read ``batch_rows`` rows at a time into a file, with the manifest naming the
-    ``list()`` query those filters give (the pages walk the same rows in the same order)."""
+    """An area's ``export``: its ``page`` read ``batch_rows`` rows at a time into a file, with the manifest
+    naming the ``list()`` query those filters give (the pages walk the same rows in the same order)."""
     target, kind = export.check_target(path, format, overwrite)
     size = check_count(batch_rows, "batch_rows", low=1, high=MAX_PAGE_SIZE)
     wanted = await notes_read.resolve(connections, listing.filters.of(filters))  # unknown names: refused here
