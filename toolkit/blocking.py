@@ -502,7 +502,8 @@ class BlockingSources(BlockingArea):
 
         ``pairs=False`` leaves out the two pair columns, and then the database computes everything (one
         two-pass ``GROUP BY``, with parallel workers on PostgreSQL) and no measurement is read here: the way
-        to eta and V over a year of photometry in seconds.
+        to eta and V over a year of photometry without reading it. It is one query: at survey scale give it
+        a ``query_timeout`` to match (10M rows take about 20 s on SQLite).
 
         Definitions (:mod:`toolkit.science`): with weights w = 1/err^2, chi2 = sum w (f - weighted mean)^2,
         and chi2_reduced = chi2 / (N - 1) over the N measurements that have an error, which is eta;
