@@ -295,33 +295,44 @@ def two_epoch(
     """(candidate sources, candidate pairs): the pairs with |Vs| > vs and |m| > m, a the earlier epoch."""
     check_two_epoch_thresholds(vs, m)
     d = _sorted(frame, source, flux, err)
-    names = ["mjd_a", "mjd_b", "flux_a", "flux_b", "vs", "m"]
-    found: dict[str, list[np.ndarray]] = {name: [] for name in ["code", *names]}
-    for codes, fluxes, errors, mjds in _pair_blocks(d):
+    # A candidate is kept as the sorted rows of its two epochs (16 bytes), and its columns are built once at
+    # the end: two_epoch's answer is the one thing here that grows with the table (3M pairs at 10M rows).
+    starts = np.concatenate([[0], np.cumsum(d.counts)[:-1]]).astype(np.intp)  # each source's first row
+    found_a: list[np.ndarray] = []
+    found_b: list[np.ndarray] = []
+    for codes, fluxes, errors, _ in _pair_blocks(d):
         a, b = np.triu_indices(fluxes.shape[1], k=1)
-        fa, fb, sa, sb = fluxes[:, a], fluxes[:, b], errors[:, a], errors[:, b]
-        pair_vs, pair_m = _pair_metrics(fa, fb, sa, sb)
+        pair_vs, pair_m = _pair_metrics(fluxes[:, a], fluxes[:, b], errors[:, a], errors[:, b])
         with np.errstate(invalid="ignore"):
             rows, cols = np.nonzero((np.abs(pair_vs) > vs) & (np.abs(pair_m) > m))
-        if len(rows):
-            found["code"].append(codes[rows])
-            for name, values in zip(names, (mjds[:, a], mjds[:, b], fa, fb, pair_vs, pair_m), strict=True):
-                found[name].append(values[rows, cols])
-    # Column arrays, joined once and put in (source, mjd_a, mjd_b) order by one index: a pair costs its
-    # 56 bytes and its id's string, never a frame per block nor a sorted copy of the whole frame (two_epoch's
-    # answer is the one thing here that grows with the table).
-    code = np.concatenate(found["code"]) if found["code"] else np.zeros(0, dtype=np.intp)
-    columns = {n: np.concatenate(v) if v else np.zeros(0) for n, v in found.items() if n != "code"}
-    order = np.lexsort((columns["mjd_b"], columns["mjd_a"], code))  # codes follow the sorted source ids
-    code = code[order]
+        del pair_vs, pair_m
+        found_a.append(starts[codes[rows]] + a[cols])
+        found_b.append(starts[codes[rows]] + b[cols])
+    first = np.concatenate(found_a) if found_a else np.zeros(0, dtype=np.intp)
+    second = np.concatenate(found_b) if found_b else np.zeros(0, dtype=np.intp)
+    del found_a, found_b
+    # (source, mjd_a, mjd_b) order; lexsort is stable, so equal MJDs keep the order the pairs were found in
+    order = np.lexsort((d.mjd[second], d.mjd[first], d.code[first]))
+    first, second = first[order], second[order]
+    del order
+    code = d.code[first]
+    pair_vs, pair_m = _pair_metrics(d.flux[first], d.flux[second], d.err[first], d.err[second])
     pairs = pd.DataFrame(
-        {"source_id": pd.array(d.names[code], dtype="str"), **{n: columns.pop(n)[order] for n in names}}
+        {
+            "source_id": _names_at(d.names, code),
+            "mjd_a": d.mjd[first],
+            "mjd_b": d.mjd[second],
+            "flux_a": d.flux[first],
+            "flux_b": d.flux[second],
+            "vs": pair_vs,
+            "m": pair_m,
+        }
     )
     counted = np.bincount(code, minlength=len(d.names))
     has = np.flatnonzero(counted)
     vs_max, m_max = np.zeros(len(d.names)), np.zeros(len(d.names))
-    np.maximum.at(vs_max, code, np.abs(pairs["vs"].to_numpy()))
-    np.maximum.at(m_max, code, np.abs(pairs["m"].to_numpy()))
+    np.maximum.at(vs_max, code, np.abs(pair_vs))
+    np.maximum.at(m_max, code, np.abs(pair_m))
     sources = pd.DataFrame(
         {
             "source_id": pd.array(d.names[has], dtype="str"),
@@ -331,6 +342,16 @@ def two_epoch(
         }
     )
     return sources, pairs
+
+
+def _names_at(names: np.ndarray, codes: np.ndarray) -> Any:
+    """``names[codes]`` as a pandas string array built by Arrow from the few names (half the memory of
+    one Python reference per row, and no Python string per row)."""
+    import pyarrow as pa
+
+    dictionary = pa.array([str(n) for n in names], type=pa.large_string())
+    strings = pa.DictionaryArray.from_arrays(pa.array(codes.astype("int32")), dictionary)
+    return pd.array(strings.cast(pa.large_string()), dtype="str")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import sqlite3
 from pathlib import Path
@@ -345,3 +346,39 @@ def test_database_sums_keep_nearly_constant_fluxes_exact(
     want = science.variability(frame, min_measurements=1).drop(columns=["vs_max_abs", "m_max_abs"])
     got = science.variability_from_sums(sums, min_measurements=1)
     pd.testing.assert_frame_equal(got, want, rtol=1e-7, atol=1e-300)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    rows=st.lists(
+        st.tuples(
+            st.sampled_from("abc"),
+            st.integers(0, 4),
+            st.floats(-2, 5),
+            st.one_of(st.floats(0.01, 0.5), st.sampled_from([0.0, -0.1])),
+        ),
+        max_size=40,
+    )
+)
+def test_two_epoch_pairs_are_every_pair_a_double_loop_finds_in_order(
+    rows: list[tuple[str, int, float, float]],
+) -> None:
+    """The pairs, kept as row numbers and built at the end, are the brute-force pairs in (source, mjd_a,
+    mjd_b) order, equal MJDs in the order the epochs were measured."""
+    frame = pd.DataFrame(rows, columns=["source_id", "mjd", "flux_jy", "flux_err_jy"]).astype({"mjd": float})
+    _, pairs = science.two_epoch(frame, vs=1.0, m=0.1)
+    want = []
+    for source_id, group in frame.sort_values(["source_id", "mjd"], kind="stable").groupby("source_id"):
+        epochs = list(group.itertuples(index=False))
+        for i, a in enumerate(epochs):
+            for b in epochs[i + 1 :]:
+                sa, sb = (s if s > 0 else math.nan for s in (a.flux_err_jy, b.flux_err_jy))
+                vs = (a.flux_jy - b.flux_jy) / math.sqrt(sa * sa + sb * sb)
+                total = a.flux_jy + b.flux_jy
+                m = math.nan if total == 0 else 2 * (a.flux_jy - b.flux_jy) / total
+                if abs(vs) > 1.0 and abs(m) > 0.1:
+                    want.append((source_id, a.mjd, b.mjd, a.flux_jy, b.flux_jy))
+    want.sort(key=lambda p: (p[0], p[1], p[2]))  # stable: equal MJDs stay in epoch order
+    assert [
+        tuple(r) for r in pairs[["source_id", "mjd_a", "mjd_b", "flux_a", "flux_b"]].itertuples(index=False)
+    ] == want
