@@ -434,6 +434,10 @@ def chunk_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[t
     return [(group[0], group[-1]) for group in group_sources(counts, budget_rows)]
 
 
+# The smallest error whose square (and the sum of two) is a normal float64, with room to spare.
+_SMALLEST_SQUARABLE = 1e-150
+
+
 def two_epoch_possible(bounds: Sequence[Sequence[Any]], *, vs: float, m: float) -> list[tuple[str, int]]:
     """(source id, count) of the sources that can have an epoch pair with |Vs| > vs and |m| > m, from
     ``bounds`` rows (source id, count, lowest flux, highest flux, smallest usable error) the database
@@ -459,7 +463,10 @@ def two_epoch_possible(bounds: Sequence[Sequence[Any]], *, vs: float, m: float) 
         spread = hi - lo
         known = np.isfinite(lo) & np.isfinite(hi) & np.isfinite(spread)
         no_vs = known & no_error
-        small_vs = known & (small > 0) & np.isfinite(small) & (spread / (np.sqrt(2.0) * small) <= vs * margin)
+        # Below ~1e-154 an error's square underflows in the pair loop (sqrt(s_a^2 + s_b^2) can come out 0,
+        # and |Vs| inf): such an error bounds nothing, as hypothesis found with errors of 1e-238 and 1e-300.
+        usable = (small >= _SMALLEST_SQUARABLE) & np.isfinite(small)
+        small_vs = known & usable & (spread / (np.sqrt(2.0) * small) <= vs * margin)
         small_m = known & (lo > 0) & (2 * spread / (hi + lo) <= m * margin)
     keep = ~(no_vs | small_vs | small_m)
     return [(str(ids[i]), int(counts[i])) for i in np.flatnonzero(keep) if ids[i] is not None]

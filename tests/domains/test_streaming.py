@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from toolkit import AsyncClient, Client, FileNotAccessibleError, ValidationError, science
@@ -257,6 +257,7 @@ ERROR = st.one_of(st.none(), st.floats(-1, 2), st.sampled_from([0.0, 1e-300, 1e-
     vs=st.sampled_from([1e-9, 0.5, 4.3, 50.0]),
     m=st.sampled_from([1e-9, 0.26, 1.0, 1.99]),
 )
+@example(sources=[[(0.0, 4.574607480339623e-238), (1e-300, 1e-300)]], vs=4.3, m=1e-9)  # squares underflow
 def test_a_source_two_epoch_skips_has_no_candidate_pair(
     sources: list[list[tuple[float | None, float | None]]], vs: float, m: float
 ) -> None:
