@@ -576,8 +576,8 @@ class Sources:
             low, high = (await db.fetch_rows("SELECT MIN(id), MAX(id) FROM photometry"))[0]
             if low is not None and int(high) - int(low) + 1 > budget_rows:  # ids bound the row count
                 sql, params = per_source_counts(db, start_mjd, end_mjd)
-                counts = [(str(k), int(n)) for k, n in await db.fetch_rows(sql, params) if k is not None]
-                chunks = list(science.chunk_sources(counts, budget_rows)) or [None]
+                rows = await db.fetch_rows(sql, params)
+                chunks = list(await db.compute(_chunk_plan, rows, budget_rows)) or [None]
         reads: builtins.list[tuple[Sequence[str] | None, tuple[str, str] | None]]
         reads = [(ids, None) for ids in groups] if groups is not None else [(source_ids, c) for c in chunks]
         out = []
@@ -676,8 +676,7 @@ class Sources:
         db = await self._connections.products()
         sql, params = per_source_counts(db, start_mjd, end_mjd, (flux, err))
         bounds = await db.fetch_rows(sql, params)
-        possible = await db.compute(functools.partial(science.two_epoch_possible, vs=vs, m=m), bounds)
-        groups = science.group_sources(possible, self._budget_rows())
+        groups = await db.compute(_two_epoch_groups, bounds, vs, m, self._budget_rows())
         parts = await self._science_frames(flux, start_mjd, end_mjd, compute, groups=groups or [[]])
         pairs = await db.compute(_joined, parts, ["source_id", "mjd_a", "mjd_b"])
         sources = await db.compute(_joined, found, ["source_id"])
@@ -740,6 +739,19 @@ MAX_SOURCE_IDS = 100_000
 SUMS_KINDS: dict[str, Kind] = {
     name: "text" if name == "source_id" else "real" for name in science.SUMS_COLUMNS
 }
+
+
+def _chunk_plan(rows: Sequence[Sequence[Any]], budget_rows: int) -> builtins.list[tuple[str, str]]:
+    """Chunks from the per-source counts (one row a source: planned in a worker, not on the loop)."""
+    counts = [(str(k), int(n)) for k, n in rows if k is not None]
+    return science.chunk_sources(counts, budget_rows)
+
+
+def _two_epoch_groups(
+    bounds: Sequence[Sequence[Any]], vs: float, m: float, budget_rows: int
+) -> builtins.list[builtins.list[str]]:
+    """The groups of sources two-epoch reads: those that can hold a candidate pair, under the budget."""
+    return science.group_sources(science.two_epoch_possible(bounds, vs=vs, m=m), budget_rows)
 
 
 def _joined(parts: Sequence[pd.DataFrame], order: builtins.list[str]) -> pd.DataFrame:
