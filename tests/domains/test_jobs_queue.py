@@ -7,6 +7,7 @@ import io
 import json
 import os
 import pickle
+import signal
 import subprocess
 import sys
 import time
@@ -57,7 +58,14 @@ def filled_queue(redis_server: str) -> Iterator[str]:
     queue.enqueue(rq_jobs.add, 2, 3, job_id="ok-1", description="add two numbers")
     queue.enqueue(rq_jobs.boom, 7, job_id="bad-1")
     queue.enqueue(rq_jobs.thing, 5, job_id="obj-1")
-    SimpleWorker([queue], connection=redis).work(burst=True)
+    # rq's worker installs its own SIGINT/SIGTERM handlers and leaves them: put pytest's back, or a later
+    # test's real Ctrl-C raises rq's StopRequested instead of KeyboardInterrupt.
+    handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        SimpleWorker([queue], connection=redis).work(burst=True)
+    finally:
+        for sig, handler in handlers.items():
+            signal.signal(sig, handler)
     queue.enqueue(rq_jobs.slow, 120, job_id="slow-1")
     worker = subprocess.Popen(
         [sys.executable, "-c", WORKER, redis_server, QUEUE],
