@@ -81,11 +81,12 @@ class BlockingImages(BlockingArea):
         progress: bool = True,
         **filters: Any,
     ) -> ExportResult:
-        """Write the images :meth:`list` gives for ``filters`` (``type``, ``ms_path``, ``since``, ``until``, ``search``, ``tag``) to a Parquet or CSV file,
-        in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000) with a progress bar. ``format`` and
-        ``overwrite`` as in ``sources.export``; ``<file>.manifest.json`` beside it records the query, the
-        filters, the database's change counter, the toolkit's version and the time. Reading a Parquet export
-        back with ``pd.read_parquet`` gives the frame :meth:`list` returns."""
+        """Write the images :meth:`list` gives for ``filters`` (``type``, ``ms_path``, ``since``, ``until``, ``search``, ``tag``)
+        to a Parquet or CSV file, in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000)
+        with a progress bar. ``format`` and ``overwrite`` as in ``sources.export``; ``<file>.manifest.json``
+        beside it records the query, the filters, the database's change counter, the toolkit's version and
+        the time. Reading a Parquet export back with ``pd.read_parquet`` gives the frame :meth:`list`
+        returns."""
         return self._run(
             self._area.export(
                 path, format=format, batch_rows=batch_rows, overwrite=overwrite, progress=progress, **filters
@@ -194,11 +195,12 @@ class BlockingMeasurementSets(BlockingArea):
         progress: bool = True,
         **filters: Any,
     ) -> ExportResult:
-        """Write the measurement sets :meth:`list` gives for ``filters`` (``stage``, ``status``, ``since``, ``until``, ``search``) to a Parquet or CSV file,
-        in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000) with a progress bar. ``format`` and
-        ``overwrite`` as in ``sources.export``; ``<file>.manifest.json`` beside it records the query, the
-        filters, the database's change counter, the toolkit's version and the time. Reading a Parquet export
-        back with ``pd.read_parquet`` gives the frame :meth:`list` returns."""
+        """Write the measurement sets :meth:`list` gives for ``filters`` (``stage``, ``status``, ``since``, ``until``, ``search``)
+        to a Parquet or CSV file, in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000)
+        with a progress bar. ``format`` and ``overwrite`` as in ``sources.export``; ``<file>.manifest.json``
+        beside it records the query, the filters, the database's change counter, the toolkit's version and
+        the time. Reading a Parquet export back with ``pd.read_parquet`` gives the frame :meth:`list`
+        returns."""
         return self._run(
             self._area.export(
                 path, format=format, batch_rows=batch_rows, overwrite=overwrite, progress=progress, **filters
@@ -537,11 +539,12 @@ class BlockingJobs(BlockingArea):
         progress: bool = True,
         **filters: Any,
     ) -> ExportResult:
-        """Write the jobs :meth:`list` gives for ``filters`` (``status``, ``since``, ``until``, ``search``) to a Parquet or CSV file,
-        in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000) with a progress bar. ``format`` and
-        ``overwrite`` as in ``sources.export``; ``<file>.manifest.json`` beside it records the query, the
-        filters, the database's change counter, the toolkit's version and the time. Reading a Parquet export
-        back with ``pd.read_parquet`` gives the frame :meth:`list` returns."""
+        """Write the jobs :meth:`list` gives for ``filters`` (``status``, ``since``, ``until``, ``search``)
+        to a Parquet or CSV file, in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000)
+        with a progress bar. ``format`` and ``overwrite`` as in ``sources.export``; ``<file>.manifest.json``
+        beside it records the query, the filters, the database's change counter, the toolkit's version and
+        the time. Reading a Parquet export back with ``pd.read_parquet`` gives the frame :meth:`list`
+        returns."""
         return self._run(
             self._area.export(
                 path, format=format, batch_rows=batch_rows, overwrite=overwrite, progress=progress, **filters

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import os
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -163,13 +163,12 @@ async def write_batches(
     return ExportResult(target, manifest_path, kind, rows, size)
 
 
-# Reads one page of an area's listing: (filters, after, count) -> Page, the area's own ``page``.
-PageReader = Callable[[Mapping[str, Any], "Cursor | None", bool], Awaitable["Page"]]
+# Reads one page of an area's listing: (after, count) -> Page, through the area's own ``page``.
+PageReader = Callable[["Cursor | None", bool], Awaitable["Page"]]
 
 
 async def write_listing(
     read_page: PageReader,
-    filters: Mapping[str, Any],
     target: Path,
     kind: str,
     *,
@@ -179,7 +178,7 @@ async def write_listing(
     """An area's listing (images, MS, jobs) streamed to ``target`` page by page: each page a keyset read
     from the row the last one ended at, so memory holds one page and rows the pipeline adds meanwhile (the
     newest, at the listing's start) do not shift the pages still to come."""
-    first = await read_page(filters, None, True)
+    first = await read_page(None, True)
 
     async def pages() -> AsyncIterator[pd.DataFrame]:
         page = first
@@ -188,7 +187,7 @@ async def write_listing(
                 yield page.rows
             if page.next is None:
                 return
-            page = await read_page(filters, page.next, False)
+            page = await read_page(page.next, False)
 
     order = f"{first.sort} {'descending' if first.descending else 'ascending'}"
     return await write_batches(

@@ -8,6 +8,7 @@ import math
 import os
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -383,3 +384,32 @@ def test_two_epoch_pairs_are_every_pair_a_double_loop_finds_in_order(
     assert [
         tuple(r) for r in pairs[["source_id", "mjd_a", "mjd_b", "flux_a", "flux_b"]].itertuples(index=False)
     ] == want
+
+
+async def test_a_tagged_export_keeps_the_tag_as_it_was_when_it_began(site: DemoSite, tmp_path: Path) -> None:
+    """The tag filter is resolved once: every page keeps those images, even when the tag moves meanwhile,
+    and the export equals list(tag=...) as it was at the start."""
+    async with AsyncClient(**{**site.settings_kwargs(), "notes_db": tmp_path / "notes.sqlite"}) as client:
+        ids = (await client.images.list(limit=30))["id"].tolist()
+        for image_id in ids:
+            await client.notes.tag(("image", int(image_id)), "rfi")
+        expected = await client.images.list(tag="rfi")
+        assert len(expected) == 30
+        pages: list[int] = []
+        original = client.images.page
+
+        async def page_then_untag(*args: Any, **kwargs: Any) -> Any:
+            found = await original(*args, **kwargs)
+            pages.append(len(found))
+            if len(pages) == 1:  # after the first page, the tag leaves the last ten images
+                for image_id in ids[-10:]:
+                    await client.notes.untag(("image", int(image_id)), "rfi")
+            return found
+
+        client.images.page = page_then_untag  # type: ignore[method-assign]
+        result = await client.images.export(tmp_path / "rfi.parquet", tag="rfi", batch_rows=7, progress=False)
+        client.images.page = original  # type: ignore[method-assign]
+        assert len(pages) == 5 and result.rows == 30
+        got = pd.read_parquet(result.path)
+        assert got["id"].tolist() == expected["id"].tolist()
+        assert len(await client.images.list(tag="rfi")) == 20  # the untagging did happen

@@ -218,11 +218,12 @@ class Jobs:
         progress: bool = True,
         **filters: Any,
     ) -> ExportResult:
-        """Write the jobs :meth:`list` gives for ``filters`` (``status``, ``since``, ``until``, ``search``) to a Parquet or CSV file,
-        in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000) with a progress bar. ``format`` and
-        ``overwrite`` as in ``sources.export``; ``<file>.manifest.json`` beside it records the query, the
-        filters, the database's change counter, the toolkit's version and the time. Reading a Parquet export
-        back with ``pd.read_parquet`` gives the frame :meth:`list` returns."""
+        """Write the jobs :meth:`list` gives for ``filters`` (``status``, ``since``, ``until``, ``search``)
+        to a Parquet or CSV file, in :meth:`list`'s order, read in keyset pages of ``batch_rows`` (1 to 1,000)
+        with a progress bar. ``format`` and ``overwrite`` as in ``sources.export``; ``<file>.manifest.json``
+        beside it records the query, the filters, the database's change counter, the toolkit's version and
+        the time. Reading a Parquet export back with ``pd.read_parquet`` gives the frame :meth:`list`
+        returns."""
         return await export_listing(
             self._connections, LISTING, "jobs", self.page, path,
             format=format, batch_rows=batch_rows, overwrite=overwrite, progress=progress, filters=filters,

@@ -67,11 +67,12 @@ async def export_listing(
     db = await connections.products()
     sql, params = listing.list_select(db.catalog, wanted).build()
 
-    async def read(given: Mapping[str, Any], after: Cursor | None, count: bool) -> Page:
-        return await page(dict(given), after=after, size=size, count=count)
+    async def read(after: Cursor | None, count: bool) -> Page:
+        # The filters resolved once: every page keeps the targets the tag or label had at the start.
+        return await page(wanted, after=after, size=size, count=count)
 
     return await export.write_listing(
-        read, filters, target, kind, progress=progress,
+        read, target, kind, progress=progress,
         manifest={"what": what, "query": sql, "params": params, "data_version": await db.data_version(),
                   "filters": dict(filters)},
     )  # fmt: skip

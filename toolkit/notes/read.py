@@ -131,7 +131,7 @@ async def resolve(connections: Connections, filters: F) -> F:
     if spec is None:
         return filters
     wanted = getattr(filters, spec.field)
-    if wanted is None:
+    if wanted is None or filters.note_keys is not None:  # resolved already: an export keeps its start's keys
         return filters
     found = await summary(connections, spec.target_kind)
     keys: tuple[str, ...] = ()
