@@ -130,6 +130,16 @@ async def _postgres(sites: dict[int, DemoSite]) -> dict[int, str]:
     return urls
 
 
+def _time_and_memory(
+    name: str, ours: dict[str, float], theirs: dict[str, float], baseline: str, goal: str
+) -> list[Result]:
+    """Two reported comparisons of one call against its baseline: time, then peak memory."""
+    return [
+        Result(f"{name}: {label}", ours[what], theirs[what], baseline, goal, True, unit=unit)
+        for what, unit, label in (("seconds", "s", "time"), ("peak_mib", "MiB", "peak memory"))
+    ]
+
+
 def run() -> bool:
     sites = {rows: site_for(rows) for rows in SIZES}
     small, large = SIZES
@@ -175,18 +185,10 @@ def run() -> bool:
         "ours": measure({"call": "variability_in_database", "settings": _settings(sites[large])}),
         "plain": measure({"call": "baseline_sums", "products_db": str(sites[large].products_db)}),
     }
-    for what, unit in (("seconds", "s"), ("peak_mib", "MiB")):
-        results.append(
-            Result(
-                f"SQLite variability(pairs=False) {large // 10**6}M rows: {'time' if unit == 's' else 'peak memory'}",
-                sums["ours"][what],
-                sums["plain"][what],
-                "one GROUP BY pass of weighted sums in sqlite3",
-                "reported (ours makes two passes)",
-                True,
-                unit=unit,
-            )
-        )
+    results += _time_and_memory(
+        f"SQLite variability(pairs=False) {large // 10**6}M rows", sums["ours"], sums["plain"],
+        "one GROUP BY pass of weighted sums in sqlite3", "reported (ours makes two passes)",
+    )  # fmt: skip
     # Which order SQLite reads the rows faster in for per-source sums: its source_id index, or the table.
     table_order = measure({"call": "baseline_sums_table_order", "products_db": str(sites[large].products_db)})
     results.append(
@@ -206,18 +208,9 @@ def run() -> bool:
     theirs = measure(
         {"call": "baseline_export", "products_db": str(sites[large].products_db), "target": theirs_file}
     )
-    for what, unit in (("seconds", "s"), ("peak_mib", "MiB")):
-        results.append(
-            Result(
-                f"export {large // 10**6}M rows to Parquet: {'time' if unit == 's' else 'peak memory'}",
-                ours[what],
-                theirs[what],
-                "pd.read_sql + to_parquet",
-                "reported",
-                True,
-                unit=unit,
-            )
-        )
+    results += _time_and_memory(
+        f"export {large // 10**6}M rows to Parquet", ours, theirs, "pd.read_sql + to_parquet", "reported"
+    )
     return report("Scale: 1M and 10M photometry rows", results, "scale.json")
 
 
