@@ -13,11 +13,13 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from toolkit import AsyncClient
 from toolkit.demo import DemoSite
+from toolkit.notes.sqlite_store import open_for_writing
 
 from .conftest import digests
 
@@ -145,3 +147,37 @@ def test_a_process_killed_mid_batch_leaves_nothing_of_it(site: DemoSite, notes_l
             return len(await c.notes.history(("source", site.transient_source)))
 
     assert asyncio.run(after()) == 2
+
+
+def test_two_writers_creating_the_notes_file_at_the_same_moment_both_succeed(tmp_path: Path) -> None:
+    # Switching a new file to WAL from two connections at once deadlocks on its locks, and SQLite answers
+    # one of them SQLITE_BUSY without calling the busy handler: 16 of 40 rounds failed before the retry.
+    failures: list[BaseException] = []
+    for round_ in range(40):
+        path = tmp_path / f"notes-{round_}.sqlite"
+        start = threading.Barrier(2)
+
+        def open_and_write(path: Path = path, start: threading.Barrier = start) -> None:
+            start.wait()
+            try:
+                conn = open_for_writing(path, busy_timeout=10.0)
+            except BaseException as exc:  # collected and asserted below
+                failures.append(exc)
+                return
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                conn.execute("CREATE TABLE IF NOT EXISTS t (x)")
+                conn.execute("INSERT INTO t VALUES (1)")
+                conn.execute("COMMIT")
+            finally:
+                conn.close()
+
+        threads = [threading.Thread(target=open_and_write) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        with sqlite3.connect(path) as conn:
+            assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
+            assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    assert failures == []
