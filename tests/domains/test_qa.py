@@ -362,6 +362,19 @@ async def test_empty_range_gives_an_empty_report_that_says_so(newer_client: Asyn
     report = await newer_client.qa.report(since="2001-01-01", until="2001-01-02")
     assert report.empty and "nothing to grade" in report.notes[0]
     assert "nothing to grade" in report.to_markdown() and "<img" not in report._repr_html_()
+    text = repr(report)  # a notebook's plain-text output and a terminal show this
+    assert "stuck MS: none" in text and "nothing to grade" in text
+    assert "Empty DataFrame" not in text and "images: 0;" in text
+
+
+async def test_a_reports_text_form_summarises_its_counts(newer_client: AsyncClient) -> None:
+    report = await newer_client.qa.report(since="2026-11-29", as_of=AS_OF)
+    text = repr(report)
+    assert text.startswith(f"<{report.title}") and len(text.splitlines()) < 12
+    images = report.totals["images"]
+    assert f"images: {sum(images.values())} (" in text
+    assert all(f"{grade} {n}" in text for grade, n in images.items() if n)
+    assert f"failed jobs: {len(report.failed_jobs)};" in text and len(report.failed_jobs)
 
 
 async def test_report_refuses_to_overwrite_a_database(

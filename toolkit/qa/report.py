@@ -117,6 +117,29 @@ class QAReport:
 
         return f"QA report: {show(self.since, 'the beginning')} to {show(self.until, 'now')}"
 
+    def __repr__(self) -> str:
+        # The dataclass's own repr would print eight frames' worth of text, an empty one as "Empty
+        # DataFrame": in a terminal or a notebook's plain-text output a summary says more.
+        def counts(name: str) -> str:
+            graded = self.totals.get(name, {})
+            shown = ", ".join(f"{grade} {n}" for grade, n in graded.items() if n)
+            extra = f"; signed off {self.signed_off.get(name, 0)}, overridden {self.overridden.get(name, 0)}"
+            return f"  {name}: {sum(graded.values())}" + (f" ({shown})" if shown else "") + extra
+
+        def count(frame: pd.DataFrame) -> str:
+            return str(len(frame)) if len(frame) else "none"
+
+        lines = [
+            f"<{self.title}, graded {self.as_of:%Y-%m-%d %H:%M UTC}>",
+            *(counts(name) for name in self.totals),
+            f"  failing checks: {count(self.failing_checks)}; stuck MS: {count(self.stuck_ms)}; "
+            f"failed jobs: {count(self.failed_jobs)}; sign-offs: {count(self.sign_offs)}; "
+            f"comments: {count(self.comments)}",
+            *(f"  note: {note}" for note in self.notes),
+            "  (the tables: display it in a notebook, or .to_html(path) / .to_markdown(path))",
+        ]
+        return "\n".join(lines)
+
     # ----------------------------------------------------------------------------------- render
     def figures(self) -> dict[str, Any]:
         """The report's matplotlib figures, by name (only those with data)."""
