@@ -381,6 +381,29 @@ class BlockingSources(BlockingArea):
             )
         )
 
+    def iter_two_epoch(
+        self,
+        *,
+        vs: float = 4.3,
+        m: float = 0.26,
+        flux: str = "flux_jy",
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
+        label: bool = True,
+    ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        """:meth:`two_epoch` a group of sources at a time: (candidate sources, their candidate pairs) for
+        each group, every epoch of a source in the same group, so each part is final. A group holds at most
+        the ``memory_budget``'s worth of measurements, and memory holds one group's pairs: the way to the
+        pairs of a year of photometry (write each part out, e.g. ``pairs.to_parquet``). Groups come in the
+        database's order of source ids, each sorted by (source_id, mjd_a, mjd_b); a group without a
+        candidate is skipped (with no candidate at all, one empty part comes). ``label=False`` leaves out
+        the notes' ``label`` column."""
+        return self._iterate(
+            self._area.iter_two_epoch(
+                vs=vs, m=m, flux=flux, start_mjd=start_mjd, end_mjd=end_mjd, label=label
+            )
+        )
+
     def lightcurve(
         self,
         source_id: str,
@@ -486,7 +509,10 @@ class BlockingSources(BlockingArea):
         end_mjd: float | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(candidate sources, candidate pairs): epoch pairs with |Vs| > ``vs`` and |m| > ``m`` (the field's
-        usual 4.3 and 0.26). The candidate sources carry their ``label`` from the notes."""
+        usual 4.3 and 0.26). The candidate sources carry their ``label`` from the notes.
+
+        The pairs grow with the survey (about 3 million at 10 million measurements on the bench site): over
+        a long survey, :meth:`iter_two_epoch` hands them over a group of sources at a time instead."""
         return self._run(self._area.two_epoch(vs=vs, m=m, flux=flux, start_mjd=start_mjd, end_mjd=end_mjd))
 
     def variability(

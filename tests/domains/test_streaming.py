@@ -218,6 +218,33 @@ async def test_science_in_chunks_equals_the_whole_table_at_once(any_site: DemoSi
         assert empty.empty and list(empty.columns) == list((await whole.sources.variability()).columns)
 
 
+async def test_two_epoch_a_group_at_a_time_adds_up_to_the_whole_answer(site: DemoSite) -> None:
+    """iter_two_epoch hands over (candidate sources, their pairs) a group of whole sources at a time: with
+    a 16 KiB budget (64 rows) the parts are many, each final, and together two_epoch's answer."""
+    async with AsyncClient(**site.settings_kwargs(), memory_budget=16 * 1024) as client:
+        sources, pairs = await client.sources.two_epoch()
+        parts = [part async for part in client.sources.iter_two_epoch()]
+        assert len(parts) > 3 and all(len(s) and len(p) for s, p in parts)
+        for found, found_pairs in parts:  # each part's pairs are its sources' and no one else's
+            assert set(found_pairs["source_id"]) == set(found["source_id"])
+            assert found["n_pairs"].sum() == len(found_pairs) and "label" in found.columns
+        ids = [s for found, _ in parts for s in found["source_id"]]
+        assert len(ids) == len(set(ids)) == len(sources)  # every candidate once
+        got = pd.concat([p for _, p in parts]).sort_values(["source_id", "mjd_a", "mjd_b"], kind="stable")
+        pd.testing.assert_frame_equal(got.reset_index(drop=True), pairs)
+        got_sources = pd.concat([s for s, _ in parts]).sort_values("source_id").reset_index(drop=True)
+        pd.testing.assert_frame_equal(got_sources, sources)
+        unlabelled = [s async for s, _ in client.sources.iter_two_epoch(label=False)]
+        assert all("label" not in s.columns for s in unlabelled)
+        # No candidate anywhere: one empty part with the columns, not nothing and not an error.
+        (nothing,) = [part async for part in client.sources.iter_two_epoch(vs=1e6)]
+        assert nothing[0].empty and nothing[1].empty and list(nothing[1].columns) == list(pairs.columns)
+        with pytest.raises(ValidationError, match="label"):
+            [part async for part in client.sources.iter_two_epoch(label="yes")]  # type: ignore[arg-type]
+    with Client(**site.settings_kwargs(), memory_budget=16 * 1024) as blocking:
+        assert sum(len(p) for _, p in blocking.sources.iter_two_epoch()) == len(pairs)
+
+
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(counts=st.lists(st.integers(1, 500), max_size=60), budget=st.integers(1, 2000))
 def test_chunks_cover_every_source_once_in_order_and_stay_in_budget(counts: list[int], budget: int) -> None:

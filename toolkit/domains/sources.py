@@ -561,14 +561,26 @@ class Sources:
         end_mjd: float | None,
         compute: Callable[[pd.DataFrame], pd.DataFrame],
         source_ids: Sequence[str] | None = None,
-        groups: Sequence[Sequence[str]] | None = None,
     ) -> builtins.list[pd.DataFrame]:
+        """Every part of :meth:`_science_parts`, for the callers whose answer is one row a source."""
+        return [part async for part in self._science_parts(flux, start_mjd, end_mjd, compute, source_ids)]
+
+    async def _science_parts(
+        self,
+        flux: str,
+        start_mjd: float | None,
+        end_mjd: float | None,
+        compute: Callable[[pd.DataFrame], pd.DataFrame],
+        source_ids: Sequence[str] | None = None,
+        groups: Sequence[Sequence[str]] | None = None,
+    ) -> AsyncIterator[pd.DataFrame]:
         """``compute`` over the four columns the metrics need, in the backend's worker (no loop stall), in
         bounded memory: when the table could hold more rows than the ``memory_budget`` allows, the sources
         are read and computed in chunks of whole sources (``source_id BETWEEN first AND last``, an index
-        range), one chunk at a time. Per-source results do not depend on the other sources, so the chunks'
-        results are the whole table's (the callers put them in the whole table's order). ``groups`` (from
-        :meth:`_budget_rows`' budget) reads just those sources instead, a group at a time."""
+        range), one chunk at a time, each chunk's result yielded before the next is read. Per-source results
+        do not depend on the other sources, so the chunks' results are the whole table's (the callers put
+        them in the whole table's order). ``groups`` (from :meth:`_budget_rows`' budget) reads just those
+        sources instead, a group at a time."""
         db = await self._connections.products()
         budget_rows = self._budget_rows()
         chunks: builtins.list[tuple[str, str] | None] = [None]
@@ -580,7 +592,6 @@ class Sources:
                 chunks = list(await db.compute(_chunk_plan, rows, budget_rows)) or [None]
         reads: builtins.list[tuple[Sequence[str] | None, tuple[str, str] | None]]
         reads = [(ids, None) for ids in groups] if groups is not None else [(source_ids, c) for c in chunks]
-        out = []
         for ids, chunk in reads:
             sql, params = measurements_query(
                 db,
@@ -590,8 +601,7 @@ class Sources:
                 columns=science.needed_columns(flux),
                 source_range=chunk,
             )
-            out.append(await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute))
-        return out
+            yield await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute)
 
     def _budget_rows(self) -> int:
         return max(1, self._connections.settings.memory_budget // science.BYTES_PER_ROW)
@@ -661,9 +671,43 @@ class Sources:
         end_mjd: float | None = None,
     ) -> tuple[pd.DataFrame, pd.DataFrame]:
         """(candidate sources, candidate pairs): epoch pairs with |Vs| > ``vs`` and |m| > ``m`` (the field's
-        usual 4.3 and 0.26). The candidate sources carry their ``label`` from the notes."""
+        usual 4.3 and 0.26). The candidate sources carry their ``label`` from the notes.
+
+        The pairs grow with the survey (about 3 million at 10 million measurements on the bench site): over
+        a long survey, :meth:`iter_two_epoch` hands them over a group of sources at a time instead."""
+        sources: builtins.list[pd.DataFrame] = []
+        pairs: builtins.list[pd.DataFrame] = []
+        async for found, found_pairs in self.iter_two_epoch(
+            vs=vs, m=m, flux=flux, start_mjd=start_mjd, end_mjd=end_mjd, label=False
+        ):
+            sources.append(found)
+            pairs.append(found_pairs)
+        db = await self._connections.products()
+        joined_pairs = await db.compute(_joined, pairs, ["source_id", "mjd_a", "mjd_b"])
+        joined = await db.compute(_joined, sources, ["source_id"])
+        return await notes_read.annotate(self._connections, joined, _LABELS), joined_pairs
+
+    async def iter_two_epoch(
+        self,
+        *,
+        vs: float = science.VS_DEFAULT,
+        m: float = science.M_DEFAULT,
+        flux: str = "flux_jy",
+        start_mjd: float | None = None,
+        end_mjd: float | None = None,
+        label: bool = True,
+    ) -> AsyncIterator[tuple[pd.DataFrame, pd.DataFrame]]:
+        """:meth:`two_epoch` a group of sources at a time: (candidate sources, their candidate pairs) for
+        each group, every epoch of a source in the same group, so each part is final. A group holds at most
+        the ``memory_budget``'s worth of measurements, and memory holds one group's pairs: the way to the
+        pairs of a year of photometry (write each part out, e.g. ``pairs.to_parquet``). Groups come in the
+        database's order of source ids, each sorted by (source_id, mjd_a, mjd_b); a group without a
+        candidate is skipped (with no candidate at all, one empty part comes). ``label=False`` leaves out
+        the notes' ``label`` column."""
         flux, err = science.flux_and_error(flux)
         science.check_two_epoch_thresholds(vs, m)  # before reading a million rows
+        if not isinstance(label, bool):
+            raise ValidationError(f"label must be True or False, got {label!r}")
         found: builtins.list[pd.DataFrame] = []
 
         def compute(frame: pd.DataFrame) -> pd.DataFrame:
@@ -677,10 +721,24 @@ class Sources:
         sql, params = per_source_counts(db, start_mjd, end_mjd, (flux, err))
         bounds = await db.fetch_rows(sql, params)
         groups = await db.compute(_two_epoch_groups, bounds, vs, m, self._budget_rows())
-        parts = await self._science_frames(flux, start_mjd, end_mjd, compute, groups=groups or [[]])
-        pairs = await db.compute(_joined, parts, ["source_id", "mjd_a", "mjd_b"])
-        sources = await db.compute(_joined, found, ["source_id"])
-        return await notes_read.annotate(self._connections, sources, _LABELS), pairs
+        yielded = False
+        empty: tuple[pd.DataFrame, pd.DataFrame] | None = None
+        async for pairs in self._science_parts(flux, start_mjd, end_mjd, compute, groups=groups or [[]]):
+            sources = found.pop()
+            if not len(sources):
+                empty = sources, pairs
+                continue
+            yielded = True
+            yield (
+                (await notes_read.annotate(self._connections, sources, _LABELS) if label else sources),
+                pairs,
+            )
+        if not yielded and empty is not None:  # no candidate anywhere: one empty (typed) part says so
+            sources, pairs = empty
+            yield (
+                (await notes_read.annotate(self._connections, sources, _LABELS) if label else sources),
+                pairs,
+            )
 
     async def eta_v(
         self,
