@@ -434,6 +434,20 @@ def chunk_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[t
     return [(group[0], group[-1]) for group in group_sources(counts, budget_rows)]
 
 
+# What one candidate pair costs at most while its group is computed: two row numbers and their sort order
+# (24 bytes), then the pairs frame's seven columns (about 60); the margin covers a caller's copy.
+BYTES_PER_PAIR = 96
+
+
+def pair_weighted(counts: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``counts`` weighed for :func:`group_sources` by what a source's two-epoch part can cost: its rows
+    plus, in rows' worth of memory, every one of its n(n-1)/2 epoch pairs being a candidate. So a group
+    of whole sources stays under the budget with its answer, not just with the rows it reads."""
+    return [
+        (source_id, n + -(-n * (n - 1) // 2 * BYTES_PER_PAIR // BYTES_PER_ROW)) for source_id, n in counts
+    ]
+
+
 # The smallest error whose square (and the sum of two) is a normal float64, with room to spare.
 _SMALLEST_SQUARABLE = 1e-150
 

@@ -262,6 +262,22 @@ def test_chunks_cover_every_source_once_in_order_and_stay_in_budget(counts: list
         assert total <= budget or len(members) == 1  # only a source bigger than the budget stands alone
 
 
+@settings(max_examples=50, deadline=None)
+@given(counts=st.lists(st.integers(0, 400), max_size=40), budget=st.integers(1, 200_000))
+def test_a_two_epoch_group_fits_the_budget_with_every_pair_a_candidate(
+    counts: list[int], budget: int
+) -> None:
+    named = [(f"J{k:05d}", n) for k, n in enumerate(counts)]
+    sizes = dict(named)
+    groups = science.group_sources(science.pair_weighted(named), budget)
+    assert [s for g in groups for s in g] == [name for name, _ in named]
+    for group in groups:
+        rows = sum(sizes[s] for s in group)
+        pairs = sum(sizes[s] * (sizes[s] - 1) // 2 for s in group)
+        cost = rows * science.BYTES_PER_ROW + pairs * science.BYTES_PER_PAIR
+        assert cost <= budget * science.BYTES_PER_ROW or len(group) == 1
+
+
 @pytest.mark.parametrize(("vs", "m"), [(4.3, 0.26), (0.5, 1e-9), (4.3, 1.9), (1e6, 0.26)])
 async def test_two_epoch_reading_only_possible_sources_equals_every_pair_computed(
     client: AsyncClient, vs: float, m: float

@@ -808,8 +808,10 @@ def _chunk_plan(rows: Sequence[Sequence[Any]], budget_rows: int) -> builtins.lis
 def _two_epoch_groups(
     bounds: Sequence[Sequence[Any]], vs: float, m: float, budget_rows: int
 ) -> builtins.list[builtins.list[str]]:
-    """The groups of sources two-epoch reads: those that can hold a candidate pair, under the budget."""
-    return science.group_sources(science.two_epoch_possible(bounds, vs=vs, m=m), budget_rows)
+    """The groups of sources two-epoch reads: those that can hold a candidate pair, each group under the
+    budget with its rows and its most candidate pairs (one group's answer is what memory holds)."""
+    possible = science.two_epoch_possible(bounds, vs=vs, m=m)
+    return science.group_sources(science.pair_weighted(possible), budget_rows)
 
 
 def _joined(parts: Sequence[pd.DataFrame], order: builtins.list[str]) -> pd.DataFrame:
