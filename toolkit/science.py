@@ -443,9 +443,11 @@ def pair_weighted(counts: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
     """``counts`` weighed for :func:`group_sources` by what a source's two-epoch part can cost: its rows
     plus, in rows' worth of memory, every one of its n(n-1)/2 epoch pairs being a candidate. So a group
     of whole sources stays under the budget with its answer, not just with the rows it reads."""
-    return [
-        (source_id, n + -(-n * (n - 1) // 2 * BYTES_PER_PAIR // BYTES_PER_ROW)) for source_id, n in counts
-    ]
+    weighed = []
+    for source_id, n in counts:
+        pairs = n * (n - 1) // 2
+        weighed.append((source_id, n - (-pairs * BYTES_PER_PAIR // BYTES_PER_ROW)))  # rounded up
+    return weighed
 
 
 # The smallest error whose square (and the sum of two) is a normal float64, with room to spare.

@@ -698,8 +698,8 @@ class Sources:
         label: bool = True,
     ) -> AsyncIterator[tuple[pd.DataFrame, pd.DataFrame]]:
         """:meth:`two_epoch` a group of sources at a time: (candidate sources, their candidate pairs) for
-        each group, every epoch of a source in the same group, so each part is final. A group holds at most
-        the ``memory_budget``'s worth of measurements, and memory holds one group's pairs: the way to the
+        each group, every epoch of a source in the same group, so each part is final. A group's measurements
+        and all their possible pairs fit the ``memory_budget``, and memory holds one group's pairs: the way to the
         pairs of a year of photometry (write each part out, e.g. ``pairs.to_parquet``). Groups come in the
         database's order of source ids, each sorted by (source_id, mjd_a, mjd_b); a group without a
         candidate is skipped (with no candidate at all, one empty part comes). ``label=False`` leaves out
@@ -721,24 +721,23 @@ class Sources:
         sql, params = per_source_counts(db, start_mjd, end_mjd, (flux, err))
         bounds = await db.fetch_rows(sql, params)
         groups = await db.compute(_two_epoch_groups, bounds, vs, m, self._budget_rows())
-        yielded = False
+
+        async def part(sources: pd.DataFrame, pairs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+            return (
+                await notes_read.annotate(self._connections, sources, _LABELS) if label else sources
+            ), pairs
+
         empty: tuple[pd.DataFrame, pd.DataFrame] | None = None
+        yielded = False
         async for pairs in self._science_parts(flux, start_mjd, end_mjd, compute, groups=groups or [[]]):
             sources = found.pop()
-            if not len(sources):
+            if len(sources):
+                yielded = True
+                yield await part(sources, pairs)
+            else:
                 empty = sources, pairs
-                continue
-            yielded = True
-            yield (
-                (await notes_read.annotate(self._connections, sources, _LABELS) if label else sources),
-                pairs,
-            )
         if not yielded and empty is not None:  # no candidate anywhere: one empty (typed) part says so
-            sources, pairs = empty
-            yield (
-                (await notes_read.annotate(self._connections, sources, _LABELS) if label else sources),
-                pairs,
-            )
+            yield await part(*empty)
 
     async def eta_v(
         self,
