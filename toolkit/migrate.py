@@ -79,11 +79,16 @@ def _batches(
 
 
 async def migrate(
-    source: Path, target: str, *, batch_rows: int = BATCH_ROWS, progress: Progress | None = None
+    source: str | os.PathLike[str],
+    target: str,
+    *,
+    batch_rows: int = BATCH_ROWS,
+    progress: Progress | None = None,
 ) -> MigrationSummary:
+    source = Path(source)
     if not os.path.isfile(source):  # noqa: ASYNC240 (one stat before the work; nothing else runs yet)
         raise FileNotAccessibleError(f"no SQLite database at {source}")
-    if not target.startswith(("postgresql://", "postgres://")):
+    if not isinstance(target, str) or not target.startswith(("postgresql://", "postgres://")):
         raise ValidationError(f"--to must be a postgresql:// URL, not {target!r}")
     lite = sqlite3.connect(read_only_uri(source), uri=True)
     summary = MigrationSummary(redacted(target))

@@ -136,7 +136,7 @@ async def test_migrate_restarts_without_duplicates(empty_database: str, tmp_path
         assert ("photometry", 500, 3200) in seen and ("photometry", 3200, 3200) in seen
         assert await target.fetchval("SELECT COUNT(*) FROM photometry") == 3200
         assert await target.fetchval("SELECT COUNT(*) FROM images") == 300
-        third = await migrate(site.products_db, empty_database)
+        third = await migrate(str(site.products_db), empty_database)  # a path as text too
         assert third.copied == {} and "photometry" in third.skipped
         indexes = {r["indexname"] for r in await target.fetch("SELECT indexname FROM pg_indexes")}
         assert {"idx_images_created", "idx_phot_source"} <= indexes
