@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .arguments import is_finite_number
 from .errors import FileNotAccessibleError, InvalidPathError, ValidationError
 from .settings import ENV_IMAGE_ROOTS, ENV_PATH_MAP, Settings
 
@@ -137,11 +138,7 @@ def cutout(settings: Settings, stored: str, ra_deg: float, dec_deg: float, size_
 
 
 def check_cutout_size(size_arcsec: Any) -> float:
-    if (
-        isinstance(size_arcsec, bool)
-        or not isinstance(size_arcsec, int | float)
-        or not np.isfinite(size_arcsec)
-    ):
+    if not is_finite_number(size_arcsec):  # np.isfinite raised TypeError on an int beyond 64 bits
         raise ValidationError(f"size_arcsec must be a finite number, got {size_arcsec!r}")
     if not 0 < size_arcsec <= MAX_CUTOUT_ARCSEC:
         raise ValidationError(

@@ -93,6 +93,10 @@ def test_rules_file_overrides_only_what_it_sets(tmp_path: Path) -> None:
             r"line 1: image\.rms_noise: warn \(4\.0\) must not be above fail",
         ),
         ("[image.rms_noise\nfail = 3\n", r"not valid TOML"),
+        (  # an integer too big for a float: math.isfinite raised OverflowError
+            "[image.rms_noise]\nwarn = 1.0\nfail = " + "9" * 400 + "\n",
+            r"line 3: image\.rms_noise\.fail must be a number",
+        ),
         ('[ms.stage]\nfail = "imaging"\n', r"line 2: ms\.stage\.fail must be a stage"),
     ],
 )

@@ -7,7 +7,6 @@ is an error naming its line, never a check that silently does nothing.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import stat
@@ -20,6 +19,7 @@ from typing import Any, Literal
 
 import pandas as pd
 
+from ..arguments import is_finite_number
 from ..errors import FileNotAccessibleError, ValidationError
 from ..vocab import MS_STAGES
 
@@ -339,7 +339,7 @@ def _set(rule: Rule, field: str, value: Any, where: str) -> Rule:
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise ValidationError(f'{where}: {rule.key}.{field} must be a list of values such as ["failed"]')
         value = tuple(value)
-    elif isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+    elif not is_finite_number(value):  # math.isfinite raised OverflowError on 10**400
         raise ValidationError(
             f"{where}: {rule.key}.{field} must be a number{f' (in {metric.unit})' if metric.unit else ''}, "
             f"not {value!r}"
