@@ -51,6 +51,15 @@ from .sqlite import _brief, _user_frame
 
 T = TypeVar("T")
 _LIMIT_PARAM = re.compile(r"\bLIMIT \$(\d+)")
+# The sort and hash memory of the toolkit's sessions, where the server's is lower (its default is 4 MB). At
+# 10M photometry rows the per-source sums spilled 734 MB to disk: 17.0-19.0 s at 4 MB, 6.8-7.2 s at 64 MB
+# (0.9-1.4 s at 1M either way), and a chunk of 500,000 rows read in 0.9-1.0 s against 1.6-1.8 s. A site
+# whose work_mem is higher keeps its own.
+WORK_MEM = "64MB"
+_RAISE_WORK_MEM = (
+    f"SELECT set_config('work_mem', '{WORK_MEM}', false) "
+    f"WHERE pg_size_bytes(current_setting('work_mem')) < pg_size_bytes('{WORK_MEM}')"
+)
 _WARNED_PRIVILEGED: set[str] = set()
 # Superuser; any write privilege on a table of the current schema; or a role that runs programs, writes or
 # reads server files, or may end other sessions (the pipeline's).
@@ -172,7 +181,7 @@ class PostgresBackend:
             pool = await asyncpg.create_pool(
                 url, min_size=1, max_size=pool_size, server_settings=settings,
                 timeout=query_timeout if connect_timeout is None else connect_timeout,
-                init=_json_as_text,
+                init=_new_session, connection_class=_Session,
             )  # fmt: skip
         except (OSError, TimeoutError) as exc:
             raise DatabaseConnectionError(f"{where} cannot be reached: {exc}") from exc
@@ -269,7 +278,21 @@ class PostgresBackend:
             return self._adbc_idle.get_nowait()
         except queue.Empty:
             pass
-        conn = adbc_pg.connect(self._adbc_uri(), autocommit=True)
+        try:
+            conn = adbc_pg.connect(self._adbc_uri(), autocommit=True)
+        except Exception as exc:
+            raise DatabaseConnectionError(
+                f"{self.label} at {self.path}: cannot open a bulk connection: {str(exc).splitlines()[0]}"
+            ) from exc
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(_RAISE_WORK_MEM)
+                cursor.fetchall()
+        except Exception as exc:
+            conn.close()
+            raise DatabaseConnectionError(
+                f"{self.label} at {self.path}: cannot set up a bulk connection: {str(exc).splitlines()[0]}"
+            ) from exc
         with self._adbc_lock:
             self._adbc_all.append(conn)
         return conn
@@ -449,6 +472,19 @@ class PostgresBackend:
         (lsn,) = (await self.fetch_rows("SELECT pg_current_wal_lsn()::text"))[0]
         high, low = str(lsn).split("/")
         return (int(high, 16) << 32) + int(low, 16)
+
+
+class _Session(asyncpg.Connection):  # type: ignore[misc]
+    """A pooled connection whose reset on release (``RESET ALL``) puts the raised work_mem back, in the same
+    round trip: asyncpg's documented way to change the reset is this method."""
+
+    def get_reset_query(self) -> str:
+        return f"{super().get_reset_query()}\n{_RAISE_WORK_MEM};"
+
+
+async def _new_session(conn: asyncpg.Connection) -> None:
+    await _json_as_text(conn)
+    await conn.execute(_RAISE_WORK_MEM)
 
 
 async def _json_as_text(conn: asyncpg.Connection) -> None:
