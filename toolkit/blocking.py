@@ -392,12 +392,12 @@ class BlockingSources(BlockingArea):
         label: bool = True,
     ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
         """:meth:`two_epoch` a group of sources at a time: (candidate sources, their candidate pairs) for
-        each group, every epoch of a source in the same group, so each part is final. A group's measurements
-        and all their possible pairs fit the ``memory_budget``, and memory holds one group's pairs: the way to the
-        pairs of a year of photometry (write each part out, e.g. ``pairs.to_parquet``). Groups come in the
-        database's order of source ids, each sorted by (source_id, mjd_a, mjd_b); a group without a
-        candidate is skipped (with no candidate at all, one empty part comes). ``label=False`` leaves out
-        the notes' ``label`` column."""
+        each group, every epoch of a source in the same group, so each part is final. A group's
+        measurements and all their possible pairs fit the ``memory_budget``, and memory holds one group's
+        pairs: the way to the pairs of a year of photometry (write each part out, e.g.
+        ``pairs.to_parquet``). Groups come in the database's order of source ids, each sorted by
+        (source_id, mjd_a, mjd_b); a group without a candidate is skipped (with no candidate at all, one
+        empty part comes). ``label=False`` leaves out the notes' ``label`` column."""
         return self._iterate(
             self._area.iter_two_epoch(
                 vs=vs, m=m, flux=flux, start_mjd=start_mjd, end_mjd=end_mjd, label=label

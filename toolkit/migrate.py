@@ -85,6 +85,8 @@ async def migrate(
     batch_rows: int = BATCH_ROWS,
     progress: Progress | None = None,
 ) -> MigrationSummary:
+    if not isinstance(source, str | os.PathLike):
+        raise ValidationError(f"the SQLite database must be a path, not {source!r}")
     source = Path(source)
     if not os.path.isfile(source):  # noqa: ASYNC240 (one stat before the work; nothing else runs yet)
         raise FileNotAccessibleError(f"no SQLite database at {source}")

@@ -355,3 +355,11 @@ async def test_registry_and_queue_on_postgresql_answer_as_on_sqlite(pg: AsyncCli
         )
         status = (await pg.services.status()).set_index("name")
         assert set(status.loc[["products_db", "cal_registry_db", "queue_db"], "status"]) == {"running"}
+
+
+async def test_migrate_refuses_a_source_that_is_not_a_path(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="must be a path"):
+        await migrate(123, "postgresql://localhost/x")  # type: ignore[arg-type]
+    (tmp_path / "products.sqlite3").write_bytes(b"")
+    with pytest.raises(ValidationError, match="postgresql:// URL"):
+        await migrate(tmp_path / "products.sqlite3", None)  # type: ignore[arg-type]
