@@ -311,6 +311,7 @@ class PostgresBackend:
                     f"{self.label} at {self.path}: the connection was lost: {again}"
                 ) from again
         frame = frames.arrow_to_frame(table, kinds)
+        del table  # what the frame did not take over is freed before ``post`` builds the answer
         return frame if post is None else post(frame)
 
     def _arrow_table(self, sql: str, params: list[Any]) -> Any:

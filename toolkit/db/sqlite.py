@@ -471,6 +471,7 @@ class SQLiteBackend:
                 raise QueryTimeoutError(f"{self.label}: the bulk read was stopped: {_brief(sql)}") from exc
             raise DatabaseConnectionError(f"{self.label}: the bulk reader stopped unexpectedly") from exc
         frame = frames.arrow_to_frame(table, kinds)
+        del table  # what the frame did not take over is freed before ``post`` builds the answer
         return frame if post is None else post(frame)
 
     # ------------------------------------------------------------------------------ change detection
