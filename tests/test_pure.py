@@ -6,11 +6,12 @@ import json
 import sqlite3
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from toolkit import frames
@@ -80,6 +81,47 @@ def test_mixed_types_in_a_column_become_na_not_objects() -> None:
     assert str(frames.arrow_to_frame(table, {"t": "time"})["t"].dtype) == "datetime64[us, UTC]"
 
 
+def test_absent_columns_come_out_missing_in_place_with_their_dtypes() -> None:
+    """Columns the rows do not hold (a schema that lacks them) are added all missing, typed, in order; the
+    same on the forgiving path a mixed-type column takes."""
+    names = list(KINDS)
+    absent = ["s", "t", "b"]
+    held = [i for i, n in enumerate(names) if n not in absent]
+    full = [(1, "a", 1.5, 1.7e9, 1, "{}"), (2, None, None, None, None, None)]
+    got = frames.from_rows([tuple(r[i] for i in held) for r in full], names, KINDS, absent)
+    assert list(got.columns) == names and dtypes(got) == EXPECTED
+    assert got[absent].isna().all().all() and got["i"].tolist() == [1, 2]
+    mixed = frames.from_rows([(1, "x", "{}"), (2.5, 3, None)], names, KINDS, absent)
+    assert list(mixed.columns) == names and dtypes(mixed) == EXPECTED
+    assert mixed["i"].isna().tolist() == [False, True] and mixed[absent].isna().all().all()
+    assert dtypes(frames.from_rows([], names, KINDS, absent)) == EXPECTED
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.integers(-(2**63), 2**63 - 1)),
+            st.one_of(st.none(), st.text(max_size=5)),
+            st.one_of(st.none(), st.floats(allow_nan=True)),
+            st.one_of(st.none(), st.floats(0, 4e9)),
+            st.one_of(st.none(), st.integers(0, 1)),
+            st.one_of(st.none(), st.text(max_size=3)),
+        ),
+        max_size=12,
+    )
+)
+def test_the_fast_frame_constructor_equals_pandas_public_one(rows: list[tuple[Any, ...]]) -> None:
+    """frame_of builds through pandas' private from-arrays constructor; its frames equal the public
+    constructor's, column for column (and a frame's column labels are its own)."""
+    fast = frames.from_rows(rows, list(KINDS), KINDS)
+    arrays = [fast[name].array for name in KINDS]
+    public = frames.frame_of(arrays, list(KINDS), len(rows), fast=False)
+    pd.testing.assert_frame_equal(fast, public)
+    fast.columns.name = "renamed"
+    assert frames.from_rows(rows, list(KINDS), KINDS).columns.name is None
+
+
 def test_duplicate_column_names_are_kept() -> None:
     frame = frames.from_rows([(1, 2)], ["a", "a"], {})
     assert list(frame.columns) == ["a", "a"]
@@ -97,6 +139,13 @@ def test_plain_values_for_records() -> None:
 # --------------------------------------------------------------------------------------------- SQL building
 NEWER_CATALOG = Catalog({t: frozenset(column_names(t)) for t in ("images", "ms_index", "jobs", "photometry")})
 OLDER_CATALOG = Catalog({t: frozenset(cols) for t, cols in OLDER.items() if t != "jobs"})
+
+
+def test_a_light_curve_on_an_older_schema_selects_only_its_columns() -> None:
+    sql, _ = sources.lightcurve_query(OLDER_CATALOG, "S1", None, None)
+    absent = sources.lightcurve_absent(OLDER_CATALOG)
+    assert absent and "NULL AS" not in sql and not any(f"p.{name}" in sql for name in absent)
+    assert sources.lightcurve_absent(NEWER_CATALOG) == []
 
 
 def test_missing_columns_are_selected_as_null() -> None:

@@ -15,9 +15,10 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from toolkit import AsyncClient, Client, FileNotAccessibleError, ValidationError, science
+from toolkit import AsyncClient, Client, FileNotAccessibleError, ValidationError, frames, science
 from toolkit.cli import main
 from toolkit.demo import DemoSite, build_demo_site
+from toolkit.domains.sources import LIGHTCURVE_KINDS, lightcurve_columns
 
 
 async def test_batches_add_up_to_the_whole_frame(client: AsyncClient) -> None:
@@ -169,6 +170,9 @@ def test_blocking_iterator_and_cli_export(
     assert main(["export", "ms", str(tmp_path / "ms.txt"), "-q"], out=io.StringIO()) == 1  # no such format
 
 
+lightcurve_absent_seed = ["snr", "local_rms", "rms_jy", "sep_from_center_deg", "quality_flag", "flags"]
+
+
 def test_seed_era_schema(tmp_path: Path) -> None:
     site = build_demo_site(tmp_path / "seed", schema="seed")
     with sqlite3.connect(f"file:{site.products_db}?mode=ro", uri=True) as conn:
@@ -190,7 +194,17 @@ def test_seed_era_schema(tmp_path: Path) -> None:
         frame = client.sources.measurements()
         assert frame["snr"].isna().all() and len(frame) > 0  # a column the seed era lacks: there, as NA
         source_id = str(frame["source_id"].iloc[0])
-        assert len(client.sources.lightcurve(source_id)) > 0
+        curve = client.sources.lightcurve(source_id)
+        # Every light-curve column, in place and typed, though the query selects only the seed era's own
+        mine = frame[frame["source_id"] == source_id].sort_values(["mjd", "id"], ignore_index=True)
+        assert list(curve.columns) == lightcurve_columns() and len(curve) == len(mine) > 0
+        assert {c: str(t) for c, t in curve.dtypes.items()} == {
+            c: str(frames.dtype_for(LIGHTCURVE_KINDS[c])) for c in curve.columns
+        }
+        assert curve[lightcurve_absent_seed].isna().all().all()
+        pd.testing.assert_series_equal(curve["id"], mine["id"])
+        pd.testing.assert_series_equal(curve["measured_at"], mine["measured_at"])
+        pd.testing.assert_series_equal(curve["peak_jyb"], mine["peak_jyb"])
         assert len(client.sources.variability()) > 0 and len(client.qa.sources()) > 0
         assert client.jobs.list(limit=1)["run_id"].notna().all()  # the other tables are the newer ones
 

@@ -156,9 +156,12 @@ LISTING = Listing(
 def lightcurve_query(
     catalog: Catalog, source_id: str, start_mjd: float | None, end_mjd: float | None
 ) -> tuple[str, list[Any]]:
-    names = [n for n in column_names("photometry") if n not in ("flux_jy", "flux_err_jy")]
+    """The light curve's SQL: the columns of :func:`lightcurve_columns` the site has (the others come out
+    missing: :func:`lightcurve_absent`), the source's rows by MJD."""
+    present = catalog.columns("photometry")
+    names = [n for n in column_names("photometry") if n not in ("flux_jy", "flux_err_jy") and n in present]
     columns = [
-        *_photometry_columns(catalog, names),
+        *(f"p.{n} AS {n}" for n in names),
         f"{FLUX} AS flux_jy",
         f"{FLUX_ERR} AS flux_err_jy",
         "CASE WHEN p.flux_jy IS NULL THEN 1 ELSE 0 END AS flux_from_peak",
@@ -178,6 +181,14 @@ def lightcurve_query(
 def lightcurve_columns() -> list[str]:
     names = [n for n in column_names("photometry") if n not in ("flux_jy", "flux_err_jy")]
     return [*names, "flux_jy", "flux_err_jy", "flux_from_peak"]
+
+
+def lightcurve_absent(catalog: Catalog) -> list[str]:
+    """The light-curve columns an older schema lacks: not selected (a NULL a row on the seed-era schema's
+    seven missing columns), added to the frame all missing."""
+    present = catalog.columns("photometry")
+    computed = ("flux_jy", "flux_err_jy", "flux_from_peak")
+    return [n for n in lightcurve_columns() if n not in present and n not in computed]
 
 
 def check_columns(columns: Sequence[str] | None) -> list[str]:
@@ -461,7 +472,7 @@ class Sources:
         rows = await db.fetch_rows(sql, params)
         if not rows and not await _source_exists(db, source_id):
             raise RecordNotFoundError("source", source_id)
-        return frames.from_rows(rows, lightcurve_columns(), LIGHTCURVE_KINDS)
+        return frames.from_rows(rows, lightcurve_columns(), LIGHTCURVE_KINDS, lightcurve_absent(db.catalog))
 
     async def measurements(
         self,
