@@ -122,6 +122,18 @@ def test_the_fast_frame_constructor_equals_pandas_public_one(rows: list[tuple[An
     assert frames.from_rows(rows, list(KINDS), KINDS).columns.name is None
 
 
+@given(st.lists(st.one_of(st.integers(-(2**62), 2**62), st.just(-(2**63))), max_size=20))
+def test_the_fast_time_array_equals_pandas_public_one(micros: list[int]) -> None:
+    """Light-curve times are wrapped by pandas' private DatetimeArray constructor; the result equals
+    pd.array's (NaT included) in values and dtype."""
+    import numpy as np
+
+    ticks = np.array(micros, dtype="int64").view("datetime64[us]")
+    fast, public = frames._time_array(ticks), frames._time_array(ticks, fast=False)
+    assert type(fast) is type(public) and fast.dtype == public.dtype
+    pd.testing.assert_extension_array_equal(fast, public)
+
+
 def test_duplicate_column_names_are_kept() -> None:
     frame = frames.from_rows([(1, 2)], ["a", "a"], {})
     assert list(frame.columns) == ["a", "a"]

@@ -61,7 +61,20 @@ def seconds_to_time(seconds: np.ndarray) -> Any:
         ticks[missing] = np.iinfo("int64").min  # NaT
     else:
         ticks = micros.astype("int64")
-    return pd.array(ticks.view("datetime64[us]"), dtype=_TIME)
+    return _time_array(ticks.view("datetime64[us]"))
+
+
+# pandas' constructor of a DatetimeArray from finished datetime64[us] ticks: ~1 us against ~26 us for
+# pd.array (which re-validates them), a fifth of a light curve's shaping. Private, hence the public
+# fallback (tests compare the two).
+_SIMPLE_NEW: Any = getattr(_TIME.construct_array_type(), "_simple_new", None)
+
+
+def _time_array(ticks: np.ndarray, *, fast: bool = True) -> Any:
+    if fast and _SIMPLE_NEW is not None:
+        with contextlib.suppress(TypeError, ValueError):
+            return _SIMPLE_NEW(ticks, dtype=_TIME)
+    return pd.array(ticks, dtype=_TIME)
 
 
 def dtype_for(kind: Kind) -> Any:
