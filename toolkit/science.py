@@ -126,7 +126,8 @@ def _metrics(
     lowest: np.ndarray,
 ) -> pd.DataFrame:
     """The per-source frame from each source's count, means and second-pass sums (``squares``: the sum of
-    (f - mean)^2; ``chi2``: of w (f - weighted mean)^2), computed here or by the database."""
+    (f - mean)^2; ``chi2``: of w (f - weighted mean)^2), computed here or by the database. ``mean``,
+    ``wmean``, ``highest`` and ``lowest`` become the answer's columns without a copy: arrays no one else holds."""
     with np.errstate(divide="ignore", invalid="ignore"):
         # <w f^2> - <w f>^2 / <w> = (1/N) sum w (f - weighted mean)^2, so eta = sum w (f - wmean)^2 / (N - 1)
         chi2 = np.where(weighted_n == 0, np.nan, chi2)
@@ -145,7 +146,7 @@ def _metrics(
             "eta": eta,
             "v": v,
             "chi2": chi2,
-            "chi2_reduced": eta,
+            "chi2_reduced": eta.copy(),  # its own array: an edit of one column must not change the other
         },
         copy=False,  # not consolidated into one block: that copy doubled the answer's memory for a moment
     )
@@ -167,15 +168,20 @@ def variability_from_sums(sums: pd.DataFrame, *, min_measurements: int = 2) -> p
     order = np.asarray(ids.argsort(kind="stable"))
     in_order = bool((order == np.arange(len(order))).all())  # SQLite's GROUP BY walks the index in order
 
-    def column(name: str) -> np.ndarray:
+    def column(name: str, *, kept: bool = False) -> np.ndarray:
+        """``kept``: the answer holds it as it is, so it must be an array of its own (not a view of
+        ``sums``, which may be read-only or the caller's)."""
         values = pd.to_numeric(sums[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
-        return values if in_order else values[order]
+        if not in_order:
+            reordered: np.ndarray = values[order]
+            return reordered
+        return values.copy() if kept else values
 
     out = _metrics(
-        ids if in_order else ids.take(order), column("n"), column("mean"), column("wmean"),
-        weighted_n=column("weighted_n"), squares=column("squares"),
+        ids if in_order else ids.take(order), column("n"), column("mean", kept=True),
+        column("wmean", kept=True), weighted_n=column("weighted_n"), squares=column("squares"),
         chi2=np.nan_to_num(column("chi2")),  # no weighted row: the database's SUM is NULL
-        highest=column("highest"), lowest=column("lowest"),
+        highest=column("highest", kept=True), lowest=column("lowest", kept=True),
     )  # fmt: skip
     return _flagged(out, min_measurements)
 

@@ -411,6 +411,13 @@ def test_database_sums_keep_nearly_constant_fluxes_exact(
     fewer = science.variability(frame, min_measurements=3).drop(columns=["vs_max_abs", "m_max_abs"])
     kept = science.variability_from_sums(shuffled, min_measurements=3)
     pd.testing.assert_frame_equal(kept, fewer, rtol=1e-7, atol=1e-300)
+    # The answer's columns are its own: built without copies, yet an edit touches one cell only
+    for answer in (got, want):
+        before = sums.copy()
+        answer.loc[0, "eta"] = 99.0
+        answer.loc[0, "mean_flux"] = 42.0
+        assert answer.loc[0, "chi2_reduced"] != 99.0 and answer.loc[0, "mean_flux"] == 42.0
+        pd.testing.assert_frame_equal(sums, before)
 
 
 @settings(max_examples=100, deadline=None)
