@@ -134,6 +134,24 @@ def test_the_fast_time_array_equals_pandas_public_one(micros: list[int]) -> None
     pd.testing.assert_extension_array_equal(fast, public)
 
 
+def test_parts_of_one_query_join_as_arrow_into_the_frame_of_one_read() -> None:
+    """A column all NULL in one part (Arrow's null type) joins its typed values in the other; parts whose
+    types cannot join (SQLite stores what it is given) are shaped one by one; the parts list is emptied."""
+    kinds: dict[str, frames.Kind] = {"i": "int", "s": "text", "r": "real"}
+    whole = pa.table({"i": [1, 2, 3], "s": ["a", None, "c"], "r": [None, None, 2.5]})
+    parts = [whole.slice(0, 2), whole.slice(2)]
+    parts[0] = pa.table({"i": [1, 2], "s": ["a", None], "r": pa.nulls(2)})  # as ADBC types an all-NULL batch
+    want = frames.arrow_to_frame(whole, kinds)
+    pd.testing.assert_frame_equal(frames.tables_to_frame(parts, kinds), want)
+    assert parts == []
+    clash = [pa.table({"i": [1], "s": ["a"], "r": [1.0]}), pa.table({"i": [2], "s": [7.5], "r": ["x"]})]
+    mixed = frames.tables_to_frame(clash, kinds)
+    assert dtypes(mixed) == {"i": "Int64", "s": "str", "r": "float64"} and clash == []
+    assert mixed["i"].tolist() == [1, 2] and mixed["r"].isna().tolist() == [False, True]
+    posted = frames.tables_to_frame([whole], kinds, post=lambda f: f.assign(n=len(f)))
+    assert posted["n"].tolist() == [3, 3, 3]
+
+
 def test_duplicate_column_names_are_kept() -> None:
     frame = frames.from_rows([(1, 2)], ["a", "a"], {})
     assert list(frame.columns) == ["a", "a"]

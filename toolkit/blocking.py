@@ -463,7 +463,10 @@ class BlockingSources(BlockingArea):
         end_mjd: float | None = None,
         columns: Sequence[str] | None = None,
     ) -> pd.DataFrame:
-        """The photometry table as one frame (Arrow path), ordered by id; the bulk path for science."""
+        """The photometry table as one frame (Arrow path), ordered by id; the bulk path for science.
+
+        A long table is read as two id halves at once (two reader processes on SQLite, two sessions on
+        PostgreSQL), joined as Arrow: the rows up to the highest id there was when it began."""
         return self._run(
             self._area.measurements(
                 source_ids=source_ids, start_mjd=start_mjd, end_mjd=end_mjd, columns=columns

@@ -154,6 +154,26 @@ def arrow_to_frame(table: pa.Table, kinds: Mapping[str, Kind]) -> pd.DataFrame:
     return frame
 
 
+def tables_to_frame(tables: list[Any], kinds: Mapping[str, Kind], post: Any = None) -> pd.DataFrame:
+    """The Arrow parts of one query (read at once, in order) -> one shaped frame, as if read in one piece.
+
+    The parts are joined as Arrow (no copy; a column typed in one part and all NULL in another is promoted)
+    and shaped once, so the peak is the one of a single read, not the parts' frames plus their
+    concatenation. ``tables`` is emptied, so the parts can be freed before ``post`` runs. Parts whose types
+    cannot be joined (SQLite stores what it is given) are shaped one by one and concatenated."""
+    try:
+        table = tables[0] if len(tables) == 1 else pa.concat_tables(tables, promote_options="permissive")
+    except _ARROW_ERRORS:
+        pieces = [arrow_to_frame(t, kinds) for t in tables]
+        tables.clear()
+        frame = pd.concat(pieces, ignore_index=True)
+    else:
+        tables.clear()
+        frame = arrow_to_frame(table, kinds)
+        del table  # what the frame did not take over is freed before ``post`` builds the answer
+    return frame if post is None else post(frame)
+
+
 def _array_from_values(values: Sequence[Any], kind: Kind | None) -> Any:
     """A column of Python values -> the kind's array, or raise TypeError/ValueError for pandas to sort out."""
     if kind == "real":

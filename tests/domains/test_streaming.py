@@ -209,6 +209,24 @@ def test_seed_era_schema(tmp_path: Path) -> None:
         assert client.jobs.list(limit=1)["run_id"].notna().all()  # the other tables are the newer ones
 
 
+async def test_measurements_read_in_two_halves_equal_one_read(
+    any_site: DemoSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two id halves read at once and joined as Arrow give the frame of one read, with filters too."""
+    from toolkit.domains import sources
+
+    async with AsyncClient(**any_site.settings_kwargs()) as client:
+        lo = float((await client.sources.measurements(columns=["mjd"]))["mjd"].median())
+        calls: list[dict[str, Any]] = [{}, {"start_mjd": lo, "columns": ["source_id", "flux_jy", "mjd"]}]
+        for kwargs in calls:
+            monkeypatch.setattr(sources, "SPLIT_MEASUREMENTS_ROWS", 10**12)
+            whole = await client.sources.measurements(**kwargs)
+            monkeypatch.setattr(sources, "SPLIT_MEASUREMENTS_ROWS", 1)
+            halves = await client.sources.measurements(**kwargs)
+            assert len(whole) > 0
+            pd.testing.assert_frame_equal(halves, whole)
+
+
 async def test_science_in_chunks_equals_the_whole_table_at_once(any_site: DemoSite) -> None:
     """A budget of 16 KiB reads 64 rows at a time: the demo's 3,200 in 50 chunks of whole sources."""
     async with (

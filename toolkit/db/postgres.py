@@ -300,19 +300,19 @@ class PostgresBackend:
     def _arrow_frame(
         self, sql: str, params: list[Any], kinds: Mapping[str, Kind], post: PostProcess | None
     ) -> pd.DataFrame:
+        return frames.tables_to_frame([self._read_table(sql, params)], kinds, post)
+
+    def _read_table(self, sql: str, params: list[Any]) -> Any:
         try:
-            table = self._arrow_table(sql, params)
+            return self._arrow_table(sql, params)
         except _AdbcConnectionLost as exc:
             log.info("%s: bulk connection lost (%s); retrying once on a new one", self.label, exc)
             try:
-                table = self._arrow_table(sql, params)
+                return self._arrow_table(sql, params)
             except _AdbcConnectionLost as again:
                 raise DatabaseConnectionError(
                     f"{self.label} at {self.path}: the connection was lost: {again}"
                 ) from again
-        frame = frames.arrow_to_frame(table, kinds)
-        del table  # what the frame did not take over is freed before ``post`` builds the answer
-        return frame if post is None else post(frame)
 
     def _arrow_table(self, sql: str, params: list[Any]) -> Any:
         conn = self._adbc_connection()
@@ -452,12 +452,19 @@ class PostgresBackend:
         for _, params in parts:
             check_params(params)
         loop = asyncio.get_running_loop()
+        if len(parts) == 1:  # read and shaped in one crossing
+            ((sql, params),) = parts
+            frame: pd.DataFrame = await loop.run_in_executor(
+                self._executor, self._arrow_frame, *numbered(sql, params), kinds, post
+            )
+            return frame
+        # Several parts read at once, then shaped together: the peak of one read (frames.tables_to_frame)
         work = [
-            loop.run_in_executor(self._executor, self._arrow_frame, *numbered(sql, params), kinds, post)
+            loop.run_in_executor(self._executor, self._read_table, *numbered(sql, params))
             for sql, params in parts
         ]
-        shaped = await asyncio.gather(*work)
-        return shaped[0] if len(shaped) == 1 else pd.concat(shaped, ignore_index=True)
+        tables = list(await asyncio.gather(*work))
+        return await self.compute(frames.tables_to_frame, tables, kinds, post)
 
     async def fetch_user_frame(self, sql: str, params: Params, max_rows: int) -> pd.DataFrame:
         names, rows = await self._fetch(sql, params, max_rows=max_rows)

@@ -401,11 +401,13 @@ class SQLiteBackend:
         ticket = Ticket()
         self._tickets.add(ticket)
         # Each part in its own reader process at once: two halves of a long listing take ~70% of the time of
-        # one query on a 2-core machine.
-        work = [
-            self._in_worker(self._arrow_frame, sql, tuple(params), kinds, post, ticket)
-            for sql, params in parts
-        ]
+        # one query on a 2-core machine. One part is read and shaped in one crossing; several are read as
+        # Arrow and shaped together (frames.tables_to_frame), so their peak is that of one read.
+        if len(parts) == 1:
+            ((sql, params),) = parts
+            work = [self._in_worker(self._arrow_frame, sql, tuple(params), kinds, post, ticket)]
+        else:
+            work = [self._in_worker(self._arrow_table, sql, tuple(params), ticket) for sql, params in parts]
         try:
             outcomes = await asyncio.gather(*work, return_exceptions=True)
         except asyncio.CancelledError:
@@ -419,11 +421,14 @@ class SQLiteBackend:
             if self._closed:
                 raise ClientClosedError(f"the {self.label} connection was closed during the read")
             raise failures[0]
-        shaped = [o for o in outcomes if isinstance(o, pd.DataFrame)]
-        if len(shaped) < len(parts):
+        if any(o is None for o in outcomes):
             # ADBC met a value of another type than the first rows promised: take the tuple path instead.
+            outcomes.clear()
             shaped = [await self._tuple_path_frame(sql, params, kinds, post) for sql, params in parts]
-        return shaped[0] if len(shaped) == 1 else pd.concat(shaped, ignore_index=True)
+            return shaped[0] if len(shaped) == 1 else pd.concat(shaped, ignore_index=True)
+        if len(parts) == 1 and isinstance(outcomes[0], pd.DataFrame):
+            return outcomes[0]
+        return await self._in_worker(frames.tables_to_frame, outcomes, kinds, post)
 
     async def _tuple_path_frame(
         self, sql: str, params: Params, kinds: Mapping[str, Kind], post: PostProcess | None
@@ -458,8 +463,13 @@ class SQLiteBackend:
         post: PostProcess | None,
         ticket: Ticket,
     ) -> pd.DataFrame | None:
+        table = self._arrow_table(sql, params, ticket)
+        return None if table is None else frames.tables_to_frame([table], kinds, post)
+
+    def _arrow_table(self, sql: str, params: tuple[Any, ...], ticket: Ticket) -> Any:
+        """The rows as an Arrow table from a reader process; None where ADBC met mixed types."""
         try:
-            table = READERS.read(self._uri, self._reader_options, sql, params, ticket)
+            return READERS.read(self._uri, self._reader_options, sql, params, ticket)
         except ReaderError as exc:
             if exc.kind == "type_mismatch":
                 return None
@@ -470,9 +480,6 @@ class SQLiteBackend:
             if ticket.abandoned:
                 raise QueryTimeoutError(f"{self.label}: the bulk read was stopped: {_brief(sql)}") from exc
             raise DatabaseConnectionError(f"{self.label}: the bulk reader stopped unexpectedly") from exc
-        frame = frames.arrow_to_frame(table, kinds)
-        del table  # what the frame did not take over is freed before ``post`` builds the answer
-        return frame if post is None else post(frame)
 
     # ------------------------------------------------------------------------------ change detection
     async def data_version(self) -> int:
