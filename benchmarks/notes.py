@@ -106,7 +106,7 @@ async def _qa_with_annotations(site: DemoSite, folder: Path, paths: list[str]) -
         await ours_client.qa.images()
         await plain_client.qa.images()
         ours, plain = [], []
-        for _ in range(3):  # interleaved, so a noisy moment hits both
+        for _ in range(9):  # interleaved, so a noisy moment hits both; ~80 ms calls jitter by ~20 ms here
             ours.append(await abest_of(1, lambda: ours_client.qa.images()))
             plain.append(await abest_of(1, lambda: plain_client.qa.images()))
         frame = await ours_client.qa.images()
