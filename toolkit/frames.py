@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -154,7 +154,11 @@ def arrow_to_frame(table: pa.Table, kinds: Mapping[str, Kind]) -> pd.DataFrame:
     return frame
 
 
-def tables_to_frame(tables: list[Any], kinds: Mapping[str, Kind], post: Any = None) -> pd.DataFrame:
+def tables_to_frame(
+    tables: list[Any],
+    kinds: Mapping[str, Kind],
+    post: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+) -> pd.DataFrame:
     """The Arrow parts of one query (read at once, in order) -> one shaped frame, as if read in one piece.
 
     The parts are joined as Arrow (no copy; a column typed in one part and all NULL in another is promoted)

@@ -188,8 +188,8 @@ def lightcurve_columns() -> list[str]:
 
 
 def lightcurve_absent(catalog: Catalog) -> list[str]:
-    """The light-curve columns an older schema lacks: not selected (a NULL a row on the seed-era schema's
-    seven missing columns), added to the frame all missing."""
+    """The light-curve columns an older schema lacks (six on the seed-era schema): not selected, which
+    spared a NULL a row for each, and added to the frame all missing."""
     present = catalog.columns("photometry")
     computed = ("flux_jy", "flux_err_jy", "flux_from_peak")
     return [n for n in lightcurve_columns() if n not in present and n not in computed]
