@@ -395,7 +395,7 @@ class BlockingSources(BlockingArea):
         each group, every epoch of a source in the same group, so each part is final. A group's
         measurements and all their possible pairs fit the ``memory_budget``, and memory holds one group's
         pairs: the way to the pairs of a year of photometry (write each part out, e.g.
-        ``pairs.to_parquet``). Groups come in the database's order of source ids, each sorted by
+        ``pairs.to_parquet``). Groups come in order of source id (Python's string order), each sorted by
         (source_id, mjd_a, mjd_b); a group without a candidate is skipped (with no candidate at all, one
         empty part comes). ``label=False`` leaves out the notes' ``label`` column."""
         return self._iterate(

@@ -428,22 +428,29 @@ def eta_v(metrics: pd.DataFrame, *, eta_sigma: float = 2.0, v_sigma: float = 2.0
 BYTES_PER_ROW = 256
 
 
+def group_ends(counts: Sequence[int], budget_rows: int) -> list[int]:
+    """Where each group of consecutive sources ends (exclusive indexes into ``counts``, their measurements
+    per source) when each group adds up to at most ``budget_rows``. A source is never split (its pairs need
+    every epoch): a source with more rows than the budget is a group of its own."""
+    ends: list[int] = []
+    rows = 0
+    start = 0
+    for i, n in enumerate(counts):
+        if i > start and rows + n > budget_rows:
+            ends.append(i)
+            start, rows = i, 0
+        rows += n
+    if len(counts) > start:
+        ends.append(len(counts))
+    return ends
+
+
 def group_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[list[str]]:
     """Consecutive groups of the source ids in ``counts`` (in the database's own order of source ids) whose
-    measurements add up to at most ``budget_rows``. A source is never split (its pairs need every epoch): a
-    source with more rows than the budget is a group of its own."""
-    groups: list[list[str]] = []
-    current: list[str] = []
-    rows = 0
-    for source_id, n in counts:
-        if current and rows + n > budget_rows:
-            groups.append(current)
-            current, rows = [], 0
-        current.append(source_id)
-        rows += n
-    if current:
-        groups.append(current)
-    return groups
+    measurements add up to at most ``budget_rows`` (:func:`group_ends`)."""
+    ids = [source_id for source_id, _ in counts]
+    ends = group_ends([n for _, n in counts], budget_rows)
+    return [ids[start:end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
 
 
 def chunk_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[tuple[str, str]]:
@@ -472,26 +479,33 @@ def pair_weighted(counts: Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
 _SMALLEST_SQUARABLE = 1e-150
 
 
-def two_epoch_possible(bounds: Sequence[Sequence[Any]], *, vs: float, m: float) -> list[tuple[str, int]]:
+# The columns of per-source bounds, as the database's GROUP BY gives them (domains.sources.per_source_counts).
+BOUND_COLUMNS = ("source_id", "n", "lowest", "highest", "smallest")
+
+
+def two_epoch_possible(
+    bounds: pd.DataFrame | Sequence[Sequence[Any]], *, vs: float, m: float
+) -> list[tuple[str, int]]:
     """(source id, count) of the sources that can have an epoch pair with |Vs| > vs and |m| > m, from
-    ``bounds`` rows (source id, count, lowest flux, highest flux, smallest usable error) the database
-    computed per source: the rows of the other sources are never read.
+    ``bounds`` (a frame of :data:`BOUND_COLUMNS`, or rows of them): each source's count, lowest and highest
+    flux and smallest usable error, which the database computed: the rows of the other sources are never
+    read.
 
     Any pair has |f_a - f_b| <= highest - lowest and sqrt(s_a^2 + s_b^2) >= sqrt(2) smallest error; where
-    every flux is positive, |m| is largest for the (highest, lowest) pair. A source with no usable error has
-    no Vs at all. A bound that is not a finite number (a damaged cell the database compared as text, an
-    infinity) proves nothing, and that source is read."""
-    if not bounds:
+    every flux is positive, |m| is largest for the (highest, lowest) pair. A source with no usable error
+    (none, or only values that are not numbers, which the pair loop drops too) has no Vs at all. A flux
+    bound that is not a finite number (a damaged cell the database compared as text, an infinity) proves
+    nothing, and that source is read."""
+    if not isinstance(bounds, pd.DataFrame):
+        bounds = pd.DataFrame(list(bounds), columns=list(BOUND_COLUMNS), dtype=object)
+    if not len(bounds):
         return []
-    ids, counts, lowest, highest, smallest = (list(column) for column in zip(*bounds, strict=True))
-    no_error = np.array([v is None for v in smallest], dtype=bool)
 
-    def numbers(values: list[Any]) -> np.ndarray:
-        return pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(
-            dtype="float64", na_value=np.nan
-        )
+    def numbers(name: str) -> np.ndarray:
+        return pd.to_numeric(bounds[name], errors="coerce").to_numpy(dtype="float64", na_value=np.nan)
 
-    lo, hi, small = numbers(lowest), numbers(highest), numbers(smallest)
+    lo, hi, small = numbers("lowest"), numbers("highest"), numbers("smallest")
+    no_error = np.isnan(small)
     margin = 1 - 1e-9  # the pair loop rounds differently: never drop a source on its last bit
     with np.errstate(all="ignore"):
         spread = hi - lo
@@ -502,8 +516,11 @@ def two_epoch_possible(bounds: Sequence[Sequence[Any]], *, vs: float, m: float) 
         usable = (small >= _SMALLEST_SQUARABLE) & np.isfinite(small)
         small_vs = known & usable & (spread / (np.sqrt(2.0) * small) <= vs * margin)
         small_m = known & (lo > 0) & (2 * spread / (hi + lo) <= m * margin)
-    keep = ~(no_vs | small_vs | small_m)
-    return [(str(ids[i]), int(counts[i])) for i in np.flatnonzero(keep) if ids[i] is not None]
+    keep = ~(no_vs | small_vs | small_m) & bounds["source_id"].notna().to_numpy(dtype=bool)
+    kept = np.flatnonzero(keep)
+    ids = bounds["source_id"].to_numpy(dtype=object)[kept]
+    counts = pd.to_numeric(bounds["n"]).to_numpy(dtype="int64")[kept]
+    return [(str(i), int(n)) for i, n in zip(ids, counts, strict=True)]
 
 
 def check_position(ra_deg: float, dec_deg: float) -> None:

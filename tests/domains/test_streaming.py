@@ -20,6 +20,8 @@ from toolkit.cli import main
 from toolkit.demo import DemoSite, build_demo_site
 from toolkit.domains.sources import LIGHTCURVE_KINDS, lightcurve_columns
 
+from ..test_spill import is_mapped
+
 
 async def test_batches_add_up_to_the_whole_frame(client: AsyncClient) -> None:
     whole = await client.sources.measurements()
@@ -242,6 +244,8 @@ async def test_science_in_chunks_equals_the_whole_table_at_once(any_site: DemoSi
         a, b = await chunked.sources.two_epoch(), await whole.sources.two_epoch()
         pd.testing.assert_frame_equal(a[0], b[0])
         pd.testing.assert_frame_equal(a[1], b[1])
+        # past a quarter of the 16 KiB budget the pairs went to a temporary file and came back mapped
+        assert is_mapped(a[1]["vs"].to_numpy()) and not is_mapped(b[1]["vs"].to_numpy())
         ours, theirs = await chunked.sources.eta_v(), await whole.sources.eta_v()
         assert (ours.eta_cutoff, ours.v_cutoff) == (theirs.eta_cutoff, theirs.v_cutoff)
         pd.testing.assert_frame_equal(ours.candidates, theirs.candidates)

@@ -24,6 +24,7 @@ from ..notes import read as notes_read
 from ..notes.read import NotesJoin
 from ..records import Source
 from ..schema import Kind, column_names, kinds
+from ..spill import SpillingParts
 from ..vocab import stage_grade_sql
 from .filters import Filters, NoteFilter
 from .images import image_ident
@@ -217,10 +218,13 @@ def per_source_counts(
     """Measurements per source (within the MJD bounds): what the science calls plan their chunks from. With
     ``flux`` (the flux and error columns) also each source's lowest and highest flux and smallest usable
     error, from which two-epoch knows, before reading a row, which sources can have a candidate pair."""
-    sql, params = "SELECT p.source_id, COUNT(*)", []
+    sql, params = "SELECT p.source_id AS source_id, COUNT(*) AS n", []
     if flux is not None:
         f, e = (f"p.{name}" if name in backend.catalog.columns("photometry") else "NULL" for name in flux)
-        sql += f", MIN({f}), MAX({f}), MIN(CASE WHEN {f} IS NOT NULL AND {e} > 0 THEN {e} END)"
+        sql += (
+            f", MIN({f}) AS lowest, MAX({f}) AS highest,"
+            f" MIN(CASE WHEN {f} IS NOT NULL AND {e} > 0 THEN {e} END) AS smallest"
+        )
     sql += " FROM photometry AS p"
     start, end = check_mjd_range(start_mjd, end_mjd)
     where = [clause for clause, value in (("p.mjd >= ?", start), ("p.mjd <= ?", end)) if value is not None]
@@ -228,6 +232,16 @@ def per_source_counts(
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql + " GROUP BY p.source_id ORDER BY p.source_id", params
+
+
+# per_source_counts' columns: read as Arrow (a year's 10M sources would be gigabytes as Python rows)
+PER_SOURCE_KINDS: dict[str, Kind] = {
+    "source_id": "text",
+    "n": "int",
+    "lowest": "real",
+    "highest": "real",
+    "smallest": "real",
+}
 
 
 # Finite float64: BETWEEN these drops NULL, NaN and infinities on both databases (and, in SQLite, a text cell).
@@ -618,8 +632,9 @@ class Sources:
             low, high = (await db.fetch_rows("SELECT MIN(id), MAX(id) FROM photometry"))[0]
             if low is not None and int(high) - int(low) + 1 > budget_rows:  # ids bound the row count
                 sql, params = per_source_counts(db, start_mjd, end_mjd)
-                rows = await db.fetch_rows(sql, params)
-                chunks = list(await db.compute(_chunk_plan, rows, budget_rows)) or [None]
+                counts = await db.fetch_frame(sql, params, PER_SOURCE_KINDS)
+                chunks = list(await db.compute(_chunk_plan, counts, budget_rows)) or [None]
+                del counts
         reads: builtins.list[tuple[Sequence[str] | None, tuple[str, str] | None]]
         reads = [(ids, None) for ids in groups] if groups is not None else [(source_ids, c) for c in chunks]
         for ids, chunk in reads:
@@ -706,14 +721,21 @@ class Sources:
         The pairs grow with the survey (about 3 million at 10 million measurements on the bench site): over
         a long survey, :meth:`iter_two_epoch` hands them over a group of sources at a time instead."""
         sources: builtins.list[pd.DataFrame] = []
-        pairs: builtins.list[pd.DataFrame] = []
-        async for found, found_pairs in self.iter_two_epoch(
-            vs=vs, m=m, flux=flux, start_mjd=start_mjd, end_mjd=end_mjd, label=False
-        ):
-            sources.append(found)
-            pairs.append(found_pairs)
+        # The groups come in the answer's order, so their pairs are joined as they come; past a quarter of
+        # the budget they go to a temporary file and come back mapped (toolkit.spill): the budget bounds the
+        # memory, not the number of pairs.
+        pairs = SpillingParts(self._connections.settings.memory_budget // 4, what="two_epoch's pairs")
         db = await self._connections.products()
-        joined_pairs = await db.compute(_joined, pairs, ["source_id", "mjd_a", "mjd_b"])
+        try:
+            async for found, found_pairs in self.iter_two_epoch(
+                vs=vs, m=m, flux=flux, start_mjd=start_mjd, end_mjd=end_mjd, label=False
+            ):
+                sources.append(found)
+                await db.compute(pairs.add, found_pairs)
+                del found_pairs
+            joined_pairs = await db.compute(pairs.frame)
+        finally:
+            pairs.close()
         joined = await db.compute(_joined, sources, ["source_id"])
         return await notes_read.annotate(self._connections, joined, _LABELS), joined_pairs
 
@@ -731,7 +753,7 @@ class Sources:
         each group, every epoch of a source in the same group, so each part is final. A group's
         measurements and all their possible pairs fit the ``memory_budget``, and memory holds one group's
         pairs: the way to the pairs of a year of photometry (write each part out, e.g.
-        ``pairs.to_parquet``). Groups come in the database's order of source ids, each sorted by
+        ``pairs.to_parquet``). Groups come in order of source id (Python's string order), each sorted by
         (source_id, mjd_a, mjd_b); a group without a candidate is skipped (with no candidate at all, one
         empty part comes). ``label=False`` leaves out the notes' ``label`` column."""
         flux, err = science.flux_and_error(flux)
@@ -749,8 +771,9 @@ class Sources:
         # sources that can hold a pair above both thresholds are read (5% of the bench site's sources).
         db = await self._connections.products()
         sql, params = per_source_counts(db, start_mjd, end_mjd, (flux, err))
-        bounds = await db.fetch_rows(sql, params)
+        bounds = await db.fetch_frame(sql, params, PER_SOURCE_KINDS)
         groups = await db.compute(_two_epoch_groups, bounds, vs, m, self._budget_rows())
+        del bounds
 
         async def part(sources: pd.DataFrame, pairs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
             return (
@@ -828,18 +851,25 @@ SUMS_KINDS: dict[str, Kind] = {
 }
 
 
-def _chunk_plan(rows: Sequence[Sequence[Any]], budget_rows: int) -> builtins.list[tuple[str, str]]:
-    """Chunks from the per-source counts (one row a source: planned in a worker, not on the loop)."""
-    counts = [(str(k), int(n)) for k, n in rows if k is not None]
-    return science.chunk_sources(counts, budget_rows)
+def _chunk_plan(counts: pd.DataFrame, budget_rows: int) -> builtins.list[tuple[str, str]]:
+    """Chunks (first and last source id) from the per-source counts (one row a source: planned in a worker,
+    not on the loop; only the chunks' ends become Python strings)."""
+    counts = counts[counts["source_id"].notna()]
+    ids = counts["source_id"]
+    ends = science.group_ends(counts["n"].to_numpy(dtype="int64").tolist(), budget_rows)
+    return [
+        (str(ids.iat[start]), str(ids.iat[end - 1])) for start, end in zip([0, *ends][:-1], ends, strict=True)
+    ]
 
 
 def _two_epoch_groups(
-    bounds: Sequence[Sequence[Any]], vs: float, m: float, budget_rows: int
+    bounds: pd.DataFrame, vs: float, m: float, budget_rows: int
 ) -> builtins.list[builtins.list[str]]:
     """The groups of sources two-epoch reads: those that can hold a candidate pair, each group under the
     budget with its rows and its most candidate pairs (one group's answer is what memory holds)."""
-    possible = science.two_epoch_possible(bounds, vs=vs, m=m)
+    # Python's order of ids (the database's may differ under a locale's collation): each group's pairs come
+    # sorted, so the groups' pairs joined as they come are the whole answer's order, with no sort of it.
+    possible = sorted(science.two_epoch_possible(bounds, vs=vs, m=m))
     return science.group_sources(science.pair_weighted(possible), budget_rows)
 
 
