@@ -718,8 +718,11 @@ class Sources:
         """(candidate sources, candidate pairs): epoch pairs with |Vs| > ``vs`` and |m| > ``m`` (the field's
         usual 4.3 and 0.26). The candidate sources carry their ``label`` from the notes.
 
-        The pairs grow with the survey (about 3 million at 10 million measurements on the bench site): over
-        a long survey, :meth:`iter_two_epoch` hands them over a group of sources at a time instead."""
+        The pairs grow with the survey (about 3 million at 10 million measurements on the bench site, 200
+        MiB). Past a quarter of ``memory_budget`` they are kept in unnamed temporary files (in ``TMPDIR``)
+        and the pairs frame reads them through copy-on-write maps: pages come from disk as they are touched,
+        as page cache the system can reclaim (:mod:`toolkit.spill`). :meth:`iter_two_epoch` hands them over
+        a group of sources at a time instead, to be written out as they come."""
         sources: builtins.list[pd.DataFrame] = []
         # The groups come in the answer's order, so their pairs are joined as they come; past a quarter of
         # the budget they go to a temporary file and come back mapped (toolkit.spill): the budget bounds the
