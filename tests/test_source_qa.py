@@ -88,3 +88,30 @@ async def test_qa_source_matches_the_bulk_form_and_flags_the_transient(
         await client.qa.sources(source_ids=["nope"])
     with pytest.raises(ValidationError):
         await client.qa.sources(grade="excellent")
+
+
+async def test_qa_sources_in_chunks_of_whole_sources_equals_one_read(
+    any_site: DemoSite, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every source's QA with a 16 KiB budget (16 rows a chunk at source QA's cost): the photometry is read
+    and graded a chunk of whole sources at a time, and the frame is the one of one read, on every schema
+    and backend."""
+    from toolkit.domains import sources
+
+    joined: list[int] = []  # how many parts each answer was joined from
+    join = sources.join_parts
+    monkeypatch.setattr(
+        sources, "join_parts", lambda parts, order: joined.append(len(parts)) or join(parts, order)
+    )
+    async with (
+        AsyncClient(**any_site.settings_kwargs()) as whole,
+        AsyncClient(**any_site.settings_kwargs(), memory_budget=16 * 1024) as chunked,
+    ):
+        want = await whole.qa.sources()
+        got = await chunked.qa.sources()
+        assert len(want) == len(await whole.sources.list()) > 10
+        pd.testing.assert_frame_equal(got, want)
+        assert joined[0] == 1 and joined[1] > 20  # one read, then many chunks
+        pd.testing.assert_frame_equal(
+            await chunked.qa.sources(grade="warn"), await whole.qa.sources(grade="warn")
+        )

@@ -102,6 +102,9 @@ _JOB_METRICS = ("duration_min",)
 _SOURCE_MEASUREMENTS = (
     "source_id", "mjd", "flux_jy", "peak_jyb", "ra_deg", "dec_deg", "image_path", "sep_from_center_deg",
 )  # fmt: skip
+# What source QA costs a measurement while a chunk is computed: its eight columns (two strings, the image
+# path long) read through Arrow, the sorted copy, and the per-row temporaries of the checks.
+_SOURCE_QA_BYTES_PER_ROW = 1024
 _SOURCE_IMAGE_KINDS: dict[str, Kind] = {**IMAGE_KINDS, "center_ra_deg": "real", "center_dec_deg": "real"}
 
 
@@ -502,9 +505,6 @@ class QA:
 
     async def _source_frame(self, source_ids: list[str] | None, rules: QARules) -> pd.DataFrame:
         db = await self._connections.products()
-        msql, mparams = sources_domain.measurements_query(
-            db, source_ids=source_ids, start_mjd=None, end_mjd=None, columns=_SOURCE_MEASUREMENTS
-        )
         images = image_metrics_select(db.catalog, one=source_ids is not None)
         images.columns = [
             *images.columns,
@@ -517,17 +517,34 @@ class QA:
             clause, values = db.catalog.dialect.in_list("s.source_id", source_ids)
             images.filter(f"i.path IN (SELECT s.image_path FROM photometry AS s WHERE {clause})", *values)
         isql, iparams = images.build()
-        measurements, graded = await asyncio.gather(
-            db.fetch_frame(msql, mparams, sources_domain.PHOTOMETRY_KINDS),
-            db.fetch_frame(isql, iparams, _SOURCE_IMAGE_KINDS, post=_image_post(rules)),
-        )
 
-        def compute() -> pd.DataFrame:
+        def compute(measurements: pd.DataFrame, graded: pd.DataFrame) -> pd.DataFrame:
             measurements["flux"] = measurements["flux_jy"].fillna(measurements["peak_jyb"])
             metrics = source_qa.source_metrics(measurements, graded)
             return grade(metrics, rules.checks("source"), subject="source metrics")
 
-        return await db.compute(compute)
+        if source_ids is None:
+            # Every source: the graded images once, then the photometry in chunks of whole sources under the
+            # memory budget (each source's metrics need its own rows only), as the science calls read it.
+            graded = await db.fetch_frame(isql, iparams, _SOURCE_IMAGE_KINDS, post=_image_post(rules))
+            parts = [
+                part
+                async for part in sources_domain.per_source_parts(
+                    self._connections,
+                    functools.partial(compute, graded=graded),
+                    _SOURCE_MEASUREMENTS,
+                    bytes_per_row=_SOURCE_QA_BYTES_PER_ROW,
+                )
+            ]
+            return await db.compute(sources_domain.join_parts, parts, ["source_id"])
+        msql, mparams = sources_domain.measurements_query(
+            db, source_ids=source_ids, start_mjd=None, end_mjd=None, columns=_SOURCE_MEASUREMENTS
+        )
+        measurements, graded = await asyncio.gather(
+            db.fetch_frame(msql, mparams, sources_domain.PHOTOMETRY_KINDS),
+            db.fetch_frame(isql, iparams, _SOURCE_IMAGE_KINDS, post=_image_post(rules)),
+        )
+        return await db.compute(compute, measurements, graded)
 
     # ------------------------------------------------------------------------------------- jobs
     async def jobs(

@@ -609,7 +609,7 @@ class Sources:
         """Every part of :meth:`_science_parts`, for the callers whose answer is one row a source."""
         return [part async for part in self._science_parts(flux, start_mjd, end_mjd, compute, source_ids)]
 
-    async def _science_parts(
+    def _science_parts(
         self,
         flux: str,
         start_mjd: float | None,
@@ -618,35 +618,16 @@ class Sources:
         source_ids: Sequence[str] | None = None,
         groups: Sequence[Sequence[str]] | None = None,
     ) -> AsyncIterator[pd.DataFrame]:
-        """``compute`` over the four columns the metrics need, in the backend's worker (no loop stall), in
-        bounded memory: when the table could hold more rows than the ``memory_budget`` allows, the sources
-        are read and computed in chunks of whole sources (``source_id BETWEEN first AND last``, an index
-        range), one chunk at a time, each chunk's result yielded before the next is read. Per-source results
-        do not depend on the other sources, so the chunks' results are the whole table's (the callers put
-        them in the whole table's order). ``groups`` (from :meth:`_budget_rows`' budget) reads just those
-        sources instead, a group at a time."""
-        db = await self._connections.products()
-        budget_rows = self._budget_rows()
-        chunks: builtins.list[tuple[str, str] | None] = [None]
-        if groups is None and source_ids is None:
-            low, high = (await db.fetch_rows("SELECT MIN(id), MAX(id) FROM photometry"))[0]
-            if low is not None and int(high) - int(low) + 1 > budget_rows:  # ids bound the row count
-                sql, params = per_source_counts(db, start_mjd, end_mjd)
-                counts = await db.fetch_frame(sql, params, PER_SOURCE_KINDS)
-                chunks = list(await db.compute(_chunk_plan, counts, budget_rows)) or [None]
-                del counts
-        reads: builtins.list[tuple[Sequence[str] | None, tuple[str, str] | None]]
-        reads = [(ids, None) for ids in groups] if groups is not None else [(source_ids, c) for c in chunks]
-        for ids, chunk in reads:
-            sql, params = measurements_query(
-                db,
-                source_ids=ids,
-                start_mjd=start_mjd,
-                end_mjd=end_mjd,
-                columns=science.needed_columns(flux),
-                source_range=chunk,
-            )
-            yield await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute)
+        """:func:`per_source_parts` over the four columns the metrics need."""
+        return per_source_parts(
+            self._connections,
+            compute,
+            science.needed_columns(flux),
+            start_mjd=start_mjd,
+            end_mjd=end_mjd,
+            source_ids=source_ids,
+            groups=groups,
+        )
 
     def _budget_rows(self) -> int:
         return max(1, self._connections.settings.memory_budget // science.BYTES_PER_ROW)
@@ -691,7 +672,7 @@ class Sources:
         db = await self._connections.products()
         if pairs:
             parts = await self._science_frames(flux, start_mjd, end_mjd, compute, wanted)
-            found = await db.compute(_joined, parts, ["source_id"])  # a sort of every source: off the loop
+            found = await db.compute(join_parts, parts, ["source_id"])  # a sort of every source: off the loop
         else:
             sql, params = per_source_sums(db, (flux, err), start_mjd, end_mjd, wanted)
             found = await db.fetch_frame(
@@ -739,7 +720,7 @@ class Sources:
             joined_pairs = await db.compute(pairs.frame)
         finally:
             pairs.close()
-        joined = await db.compute(_joined, sources, ["source_id"])
+        joined = await db.compute(join_parts, sources, ["source_id"])
         return await notes_read.annotate(self._connections, joined, _LABELS), joined_pairs
 
     async def iter_two_epoch(
@@ -854,6 +835,48 @@ SUMS_KINDS: dict[str, Kind] = {
 }
 
 
+async def per_source_parts(
+    connections: Connections,
+    compute: Callable[[pd.DataFrame], pd.DataFrame],
+    columns: Sequence[str],
+    *,
+    bytes_per_row: int = science.BYTES_PER_ROW,
+    start_mjd: float | None = None,
+    end_mjd: float | None = None,
+    source_ids: Sequence[str] | None = None,
+    groups: Sequence[Sequence[str]] | None = None,
+) -> AsyncIterator[pd.DataFrame]:
+    """``compute`` over the photometry's ``columns``, in the backend's worker (no loop stall), in bounded
+    memory: when the table could hold more rows than the ``memory_budget`` allows (at ``bytes_per_row``,
+    what ``compute`` costs a row), the sources are read and computed in chunks of whole sources
+    (``source_id BETWEEN first AND last``, an index range), one chunk at a time, each chunk's result yielded
+    before the next is read. Per-source results do not depend on the other sources, so the chunks' results
+    are the whole table's (the callers put them in the whole table's order, :func:`join_parts`). ``groups``
+    (planned under the same budget) reads just those sources instead, a group at a time."""
+    db = await connections.products()
+    budget_rows = max(1, connections.settings.memory_budget // bytes_per_row)
+    chunks: builtins.list[tuple[str, str] | None] = [None]
+    if groups is None and source_ids is None:
+        low, high = (await db.fetch_rows("SELECT MIN(id), MAX(id) FROM photometry"))[0]
+        if low is not None and int(high) - int(low) + 1 > budget_rows:  # ids bound the row count
+            sql, params = per_source_counts(db, start_mjd, end_mjd)
+            counts = await db.fetch_frame(sql, params, PER_SOURCE_KINDS)
+            chunks = list(await db.compute(_chunk_plan, counts, budget_rows)) or [None]
+            del counts
+    reads: builtins.list[tuple[Sequence[str] | None, tuple[str, str] | None]]
+    reads = [(ids, None) for ids in groups] if groups is not None else [(source_ids, c) for c in chunks]
+    for ids, chunk in reads:
+        sql, params = measurements_query(
+            db,
+            source_ids=ids,
+            start_mjd=start_mjd,
+            end_mjd=end_mjd,
+            columns=columns,
+            source_range=chunk,
+        )
+        yield await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute)
+
+
 def _chunk_plan(counts: pd.DataFrame, budget_rows: int) -> builtins.list[tuple[str, str]]:
     """Chunks (first and last source id) from the per-source counts (one row a source: planned in a worker,
     not on the loop; only the chunks' ends become Python strings)."""
@@ -876,7 +899,7 @@ def _two_epoch_groups(
     return science.group_sources(science.pair_weighted(possible), budget_rows)
 
 
-def _joined(parts: Sequence[pd.DataFrame], order: builtins.list[str]) -> pd.DataFrame:
+def join_parts(parts: Sequence[pd.DataFrame], order: builtins.list[str]) -> pd.DataFrame:
     """Chunks' results as one frame in the whole table's order (the database's order of source ids may
     not be Python's); an empty chunk's frame (untyped columns) is left out of the join."""
     kept = [p for p in parts if len(p)] or list(parts[:1])
