@@ -453,10 +453,21 @@ def group_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[l
     return [ids[start:end] for start, end in zip([0, *ends][:-1], ends, strict=True)]
 
 
-def chunk_sources(counts: Sequence[tuple[str, int]], budget_rows: int) -> list[tuple[str, str]]:
-    """:func:`group_sources` as (first, last) source ids, so that ``BETWEEN first AND last`` reads a group
-    as one index range (every source of the table is in some group)."""
-    return [(group[0], group[-1]) for group in group_sources(counts, budget_rows)]
+def chunk_sources(
+    counts: pd.DataFrame | Sequence[tuple[Any, int]], budget_rows: int
+) -> list[tuple[str, str]]:
+    """:func:`group_ends`' groups as (first, last) source ids, so that ``BETWEEN first AND last`` reads a
+    group as one index range (every source of the table is in some group). ``counts`` is a frame of
+    (``source_id``, ``n``) as the database's GROUP BY gives it, or rows of them, in the database's order of
+    ids; a row without an id is left out. Only the groups' ends become Python strings."""
+    if not isinstance(counts, pd.DataFrame):
+        counts = pd.DataFrame(list(counts), columns=["source_id", "n"], dtype=object)
+    counts = counts[counts["source_id"].notna()]
+    ids = counts["source_id"]
+    ends = group_ends(pd.to_numeric(counts["n"]).to_numpy(dtype="int64").tolist(), budget_rows)
+    return [
+        (str(ids.iat[start]), str(ids.iat[end - 1])) for start, end in zip([0, *ends][:-1], ends, strict=True)
+    ]
 
 
 # What one candidate pair costs at most while its group is computed: two row numbers and their sort order

@@ -117,6 +117,7 @@ class SpillingParts:
         self._what = what
         self._held: list[pd.DataFrame] = []
         self._held_bytes = 0
+        self._spillable = True  # every part so far can go to the files
         self._first: pd.DataFrame | None = None
         self._columns: list[_Column] | None = None
         self._names: list[str] = []
@@ -136,7 +137,8 @@ class SpillingParts:
             return
         self._held.append(part)
         self._held_bytes += int(part.memory_usage(index=False, deep=False).sum())
-        if self._held_bytes > self._limit and all(_spillable_part(held) for held in self._held):
+        self._spillable = self._spillable and _spillable_part(part)  # each part checked once
+        if self._held_bytes > self._limit and self._spillable:
             self._spill()
 
     def frame(self) -> pd.DataFrame:

@@ -288,6 +288,9 @@ def test_chunks_cover_every_source_once_in_order_and_stay_in_budget(counts: list
 
     named = [(f"J{k:05d}", n) for k, n in enumerate(counts)]  # in the database's order
     chunks = chunk_sources(named, budget)
+    # the frame the database's GROUP BY gives, a row without an id in it, plans the same chunks
+    ids = pd.array([None, *(name for name, _ in named)], dtype="str")
+    assert chunk_sources(pd.DataFrame({"source_id": ids, "n": [7, *counts]}), budget) == chunks
     ids = [name for name, _ in named]
     covered = [s for first, last in chunks for s in ids[ids.index(first) : ids.index(last) + 1]]
     assert covered == ids  # every source once, in order, ranges not overlapping

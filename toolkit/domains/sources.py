@@ -861,7 +861,7 @@ async def per_source_parts(
         if low is not None and int(high) - int(low) + 1 > budget_rows:  # ids bound the row count
             sql, params = per_source_counts(db, start_mjd, end_mjd)
             counts = await db.fetch_frame(sql, params, PER_SOURCE_KINDS)
-            chunks = list(await db.compute(_chunk_plan, counts, budget_rows)) or [None]
+            chunks = list(await db.compute(science.chunk_sources, counts, budget_rows)) or [None]
             del counts
     reads: builtins.list[tuple[Sequence[str] | None, tuple[str, str] | None]]
     reads = [(ids, None) for ids in groups] if groups is not None else [(source_ids, c) for c in chunks]
@@ -875,17 +875,6 @@ async def per_source_parts(
             source_range=chunk,
         )
         yield await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute)
-
-
-def _chunk_plan(counts: pd.DataFrame, budget_rows: int) -> builtins.list[tuple[str, str]]:
-    """Chunks (first and last source id) from the per-source counts (one row a source: planned in a worker,
-    not on the loop; only the chunks' ends become Python strings)."""
-    counts = counts[counts["source_id"].notna()]
-    ids = counts["source_id"]
-    ends = science.group_ends(counts["n"].to_numpy(dtype="int64").tolist(), budget_rows)
-    return [
-        (str(ids.iat[start]), str(ids.iat[end - 1])) for start, end in zip([0, *ends][:-1], ends, strict=True)
-    ]
 
 
 def _two_epoch_groups(
