@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import sqlite3
+import weakref
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -64,6 +66,31 @@ def test_large_tables_take_the_column_by_column_path_with_the_same_result() -> N
     small = frames.arrow_to_frame(table.slice(0, 10), {"i": "int", "s": "text", "t": "time"})
     assert dtypes(big) == dtypes(small)
     assert len(big) == n
+
+
+class _Body(bytearray):
+    """A reader-process message body, as the SQLite reader's pipe delivers it (a subclass: weakly referable)."""
+
+
+def test_a_frame_of_several_read_batches_lets_the_batches_go() -> None:
+    """Each batch of a bulk read is one buffer that all its columns point into: once the frame is built,
+    its string columns must not keep those buffers (the numbers in them were already copied out)."""
+    n = frames.SMALL_TABLE_ROWS + 5
+    batch = pa.record_batch({"s": pa.array([f"source-{i}" for i in range(n)]), "r": pa.array([0.5] * n)})
+    sink = batch.serialize()
+    bodies = [_Body(sink.to_pybytes()) for _ in range(2)]
+    alive = [weakref.ref(body) for body in bodies]
+    batches = [pa.ipc.read_record_batch(pa.py_buffer(body), batch.schema) for body in bodies]
+    del bodies
+    tables = [pa.Table.from_batches(batches)]
+    del batches
+    frame = frames.tables_to_frame(tables, {"s": "text", "r": "real"})
+    gc.collect()
+    assert [ref() for ref in alive] == [None, None]
+    assert frame["s"].tolist() == [f"source-{i}" for i in range(n)] * 2
+    assert frame["r"].sum() == n
+    single = frames.arrow_to_frame(pa.Table.from_batches([batch]), {"s": "text", "r": "real"})
+    assert single.equals(frame.iloc[:n])
 
 
 def test_empty_results_keep_columns_and_dtypes() -> None:

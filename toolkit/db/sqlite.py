@@ -463,8 +463,9 @@ class SQLiteBackend:
         post: PostProcess | None,
         ticket: Ticket,
     ) -> pd.DataFrame | None:
-        table = self._arrow_table(sql, params, ticket)
-        return None if table is None else frames.tables_to_frame([table], kinds, post)
+        tables = [self._arrow_table(sql, params, ticket)]
+        # passed as the only reference: tables_to_frame frees the read before ``post`` builds the answer
+        return None if tables[0] is None else frames.tables_to_frame(tables, kinds, post)
 
     def _arrow_table(self, sql: str, params: tuple[Any, ...], ticket: Ticket) -> Any:
         """The rows as an Arrow table from a reader process; None where ADBC met mixed types."""
