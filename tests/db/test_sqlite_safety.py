@@ -195,7 +195,7 @@ async def test_aclose_leaves_no_worker_thread_and_closed_client_says_so(site: De
     await asyncio.gather(
         client.images.list(), client.sources.measurements(), client.cal.list(), client.stats()
     )
-    assert len(live_threads() - before) >= 2  # aiosqlite and Arrow workers were running
+    assert len(live_threads() - before) >= 2  # connection and Arrow workers were running
     await client.aclose()
     await until_no_new_threads(before)
     assert client.closed

@@ -383,14 +383,22 @@ async def test_a_connection_left_in_a_transaction_never_goes_back_to_the_pool(
         site.products_db, label="products database", origin="test", query_timeout=5, pool_size=1
     )
     try:
-        conn = await backend._acquire()
-        await conn.set_authorizer(None)
-        await conn.execute("BEGIN")
-        await conn.execute("SELECT COUNT(*) FROM images")
+        worker = await backend._acquire()
+        conn = worker.conn
+        assert conn is not None
+
+        def begin() -> None:
+            conn.set_authorizer(None)
+            conn.execute("BEGIN")
+            conn.execute("SELECT COUNT(*) FROM images").fetchall()
+
+        await worker.run(begin)
         assert conn.in_transaction
-        await backend._release(conn)
+        await backend._release(worker)
         assert "left in a transaction; rolled back" in caplog.text
-        assert conn not in backend._all and conn not in backend._idle
+        assert worker not in backend._all and worker not in backend._idle
+        with pytest.raises(sqlite3.ProgrammingError, match="closed"):  # rolled back by its close
+            _ = conn.in_transaction
         assert await backend.fetch_rows("SELECT 1") == [(1,)]  # a fresh connection serves the next call
     finally:
         await backend.aclose()

@@ -7,7 +7,7 @@ translates driver errors into :mod:`toolkit.errors`.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
@@ -118,6 +118,18 @@ class Backend(Protocol):
 
     async def fetch_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         """Small queries: the rows as tuples, in one crossing."""
+        ...
+
+    async def fetch_small_frame(
+        self,
+        sql: str,
+        params: Params,
+        columns: Sequence[str],
+        kinds: Mapping[str, Kind],
+        absent: Collection[str] = (),
+    ) -> pd.DataFrame:
+        """A small result (a light curve) as rows shaped by :func:`frames.from_rows` where they were read:
+        one crossing on SQLite; ``absent`` columns come out all missing."""
         ...
 
     async def fetch_frame(

@@ -25,7 +25,7 @@ import re
 import threading
 import urllib.parse
 import warnings
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -440,6 +440,17 @@ class PostgresBackend:
     async def fetch_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
         return (await self._fetch(sql, params))[1]
 
+    async def fetch_small_frame(
+        self,
+        sql: str,
+        params: Params,
+        columns: Sequence[str],
+        kinds: Mapping[str, Kind],
+        absent: Collection[str] = (),
+    ) -> pd.DataFrame:
+        # asyncpg decodes the rows on the event loop; shaping a small result there costs less than a crossing
+        return frames.from_rows(await self.fetch_rows(sql, params), columns, kinds, absent)
+
     async def fetch_frame(
         self, sql: str, params: Params, kinds: Mapping[str, Kind], post: PostProcess | None = None
     ) -> pd.DataFrame:
@@ -468,7 +479,7 @@ class PostgresBackend:
 
     async def fetch_user_frame(self, sql: str, params: Params, max_rows: int) -> pd.DataFrame:
         names, rows = await self._fetch(sql, params, max_rows=max_rows)
-        return await self.compute(_user_frame, rows, names)
+        return await self.compute(_user_frame, names, rows)
 
     async def compute(self, fn: Callable[..., T], *args: Any) -> T:
         """Pure work (pandas) off the event loop, in this backend's workers."""

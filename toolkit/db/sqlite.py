@@ -1,15 +1,19 @@
-"""Read-only SQLite backend: an aiosqlite pool for small queries and user SQL, ADBC (Arrow) for bulk frames.
+"""Read-only SQLite backend: a pool of sqlite3 connections for small queries and user SQL, ADBC (Arrow) for
+bulk frames.
 
 Why two drivers: building a 1M-row frame from Python tuples costs ~5 s and holds the GIL (the event loop
 stalls); ADBC hands back Arrow columns in ~1.4 s. ADBC's SQLite driver links its own copy of SQLite, and two
 copies in one process are blind to each other's POSIX locks (stale answers while the pipeline writes), so ADBC
 runs in reader processes of its own (:mod:`.sqlite_arrow`); this process reads the files only through
 Python's ``sqlite3``. ADBC cannot be cancelled, so its reads are stopped by ending the reader process; user SQL
-goes through aiosqlite, whose queries ``sqlite3_interrupt`` stops at the timeout.
+goes through Python's ``sqlite3``, whose queries ``sqlite3_interrupt`` stops at the timeout.
+
+Each pooled connection lives in a thread of its own (:mod:`.connection_thread`): a small result is fetched and
+shaped into its frame in one crossing, in the thread that made its rows.
 
 Every connection is opened ``file:...?mode=ro`` (never ``immutable=1``: the pipeline writes while we read),
 with a busy timeout so a writer's lock is waited out rather than surfaced as "database is locked".
-aiosqlite connections also carry an authorizer that refuses anything but reads, so even a cunning
+The pooled connections also carry an authorizer that refuses anything but reads, so even a cunning
 ``sql()`` statement (``ATTACH``, ``VACUUM INTO``) cannot write a file, and no statement can open a
 transaction (which would pin an old snapshot). Values are capped at ``MAX_VALUE_BYTES`` and ``printf``'s
 widths at ``MAX_PRINTF_WIDTH``: one function call cannot be interrupted, so its size is bounded instead.
@@ -19,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -26,12 +31,11 @@ import sqlite3
 import stat
 import threading
 import urllib.parse
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
-import aiosqlite
 import pandas as pd
 
 from .. import frames
@@ -46,6 +50,7 @@ from ..errors import (
 )
 from ..schema import Kind
 from .base import Catalog, Params, PostProcess, Probe
+from .connection_thread import ConnectionThread
 from .daemon import in_daemon_thread
 from .sqlite_arrow import READERS, ReaderError, ReaderStopped, Ticket
 from .statements import READ_PRAGMAS, READ_PRAGMAS_WITH_ARGUMENT
@@ -136,11 +141,10 @@ def _bounded_printf(scratch: sqlite3.Connection) -> Callable[..., Any]:
 
 
 class _ReadOnlyConnection(sqlite3.Connection):
-    """A connection set up for reading the pipeline's files: made in aiosqlite's thread by ``connect``."""
+    """A connection set up for reading the pipeline's files (made by ``sqlite3.connect``'s ``factory``)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        # Nothing here reads the file, so nothing here can fail on a bad one: a failure inside aiosqlite's
-        # connect leaves its worker thread to outlive the event loop. Reading starts in _connect.
+        # Nothing here reads the file, so nothing here can fail on a bad one; reading starts in _connect.
         super().__init__(*args, **kwargs)
         self.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, MAX_VALUE_BYTES)
         self._scratch = sqlite3.connect(":memory:", check_same_thread=False)
@@ -168,9 +172,9 @@ class SQLiteBackend:
         self.catalog = Catalog({})
         self._uri = read_only_uri(path)
         self._pool_size = pool_size
-        self._idle: list[aiosqlite.Connection] = []
-        self._all: list[aiosqlite.Connection] = []
-        self._busy: set[aiosqlite.Connection] = set()
+        self._idle: list[ConnectionThread] = []
+        self._all: list[ConnectionThread] = []
+        self._busy: set[ConnectionThread] = set()
         self._slots = asyncio.Semaphore(pool_size)
         self._reader_options: dict[str, Any] = {
             "batch_rows": _BATCH_ROWS,
@@ -237,9 +241,9 @@ class SQLiteBackend:
         if self._closed:
             return
         self._closed = True
-        for conn in list(self._busy):
+        for worker in list(self._busy):
             with contextlib.suppress(Exception):
-                await conn.interrupt()
+                worker.interrupt()
         # Ends the reader processes serving this backend's reads: a bulk read in flight raises at once
         # instead of reading on.
         for ticket in list(self._tickets):
@@ -250,10 +254,8 @@ class SQLiteBackend:
         # client of the same file simply reopens it in the reader on its next read.)
         with contextlib.suppress(TimeoutError):
             await in_daemon_thread(READERS.forget, self._uri, seconds=1.0)
-        for conn in self._all:
-            # A connection failing to close must not keep the others open.
-            with contextlib.suppress(Exception):
-                await conn.close()
+        for worker in self._all:
+            await worker.close()
         self._all.clear()
         self._idle.clear()
         # Workers are idle now (every future has settled), so this join is immediate.
@@ -267,83 +269,82 @@ class SQLiteBackend:
         if self._closed:
             raise ClientClosedError(f"the {self.label} connection is closed; make a new client")
 
-    # ------------------------------------------------------------------------------ aiosqlite path
-    async def _acquire(self) -> aiosqlite.Connection:
+    # ------------------------------------------------------------------------------- sqlite3 path
+    async def _acquire(self) -> ConnectionThread:
         await self._slots.acquire()
         try:
             self._check_open()
             if self._idle:
-                conn = self._idle.pop()
+                worker = self._idle.pop()
             else:
-                conn = await self._connect()
+                worker = ConnectionThread(f"contimg-{self.label}-sqlite")
+                try:
+                    worker.conn = await worker.run(self._connect)
+                except BaseException:
+                    await worker.close()
+                    raise
+                self._all.append(worker)
                 if self._closed:  # aclose() ran while this connection was being opened
-                    with contextlib.suppress(Exception):
-                        await conn.close()
                     self._check_open()
-                self._all.append(conn)
         except BaseException:
             self._slots.release()
             raise
-        self._busy.add(conn)
-        return conn
+        self._busy.add(worker)
+        return worker
 
-    async def _connect(self) -> aiosqlite.Connection:
+    def _connect(self) -> sqlite3.Connection:
         try:
-            conn = await aiosqlite.connect(
+            conn = sqlite3.connect(
                 self._uri, uri=True, timeout=self.timeout, isolation_level=None, factory=_ReadOnlyConnection
             )
         except sqlite3.Error as exc:
             raise DatabaseConnectionError(f"{self.label} {self.path} cannot be opened: {exc}") from exc
         try:
-            await conn.execute(f"PRAGMA cache_size = {_CACHE_SIZE}")
-            await conn.set_authorizer(_read_only_authorizer)
-        except BaseException as exc:
-            # Close it, or its worker thread outlives the client (and blocks interpreter exit).
-            with contextlib.suppress(Exception):
-                await conn.close()
-            if isinstance(exc, sqlite3.Error):
-                raise DatabaseConnectionError(f"{self.label} {self.path} cannot be read: {exc}") from exc
-            raise
+            conn.execute(f"PRAGMA cache_size = {_CACHE_SIZE}")
+            conn.set_authorizer(_read_only_authorizer)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise DatabaseConnectionError(f"{self.label} {self.path} cannot be read: {exc}") from exc
         return conn
 
-    async def _release(self, conn: aiosqlite.Connection) -> None:
-        self._busy.discard(conn)
+    async def _release(self, worker: ConnectionThread) -> None:
+        self._busy.discard(worker)
         try:
-            if conn.in_transaction:
+            if worker.conn is not None and worker.conn.in_transaction:
                 # Nothing the toolkit runs opens a transaction (the authorizer refuses it); were one open, the
                 # connection would answer from an old snapshot forever. Closing it rolls the transaction back.
                 log.warning("%s: a pooled connection was left in a transaction; rolled back", self.label)
-                self._all.remove(conn)
-                with contextlib.suppress(Exception):
-                    await conn.close()
+                self._all.remove(worker)
+                await worker.close()
             elif self._closed:
                 pass  # aclose() closes it
             else:
-                self._idle.append(conn)
+                self._idle.append(worker)
         finally:
             self._slots.release()
 
-    async def _with_connection(
-        self, sql: str, params: Params, work: Callable[[aiosqlite.Connection], Awaitable[T]]
-    ) -> T:
-        """Run ``work`` on a pooled connection; interrupt it at the timeout or when the caller is cancelled."""
+    async def _with_connection(self, sql: str, params: Params, job: Callable[[sqlite3.Connection], T]) -> T:
+        """``job`` on a pooled connection, in one crossing to its thread (so a small result is shaped where
+        its rows were made); interrupted at the timeout or when the caller is cancelled."""
         self._check_open()
         check_params(params)
-        conn = await self._acquire()
-        task = asyncio.ensure_future(work(conn))
-        self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
+        worker = await self._acquire()
+        assert worker.conn is not None
+        future = worker.run(functools.partial(job, worker.conn))
+        self._in_flight.add(future)
+        future.add_done_callback(self._in_flight.discard)
+        future.add_done_callback(_retrieved)  # a caller that gave up no longer awaits its outcome
         try:
             async with asyncio.timeout(self.timeout):
-                return await asyncio.shield(task)
+                return await asyncio.shield(future)
         except TimeoutError:
-            await self._settle_interrupted(conn, task)
+            await _settle_interrupted(worker, future)
             raise QueryTimeoutError(
                 f"{self.label}: query interrupted after the {self.timeout:g} s query timeout "
                 f"(raise query_timeout or narrow the query): {_brief(sql)}"
             ) from None
         except asyncio.CancelledError:
-            await self._settle_interrupted(conn, task)
+            await _settle_interrupted(worker, future)
             raise
         except sqlite3.Error as exc:
             if self._closed and _code(exc) == sqlite3.SQLITE_INTERRUPT:
@@ -352,39 +353,48 @@ class SQLiteBackend:
         except (ValueError, OverflowError) as exc:  # sqlite3 refuses a value it cannot bind
             raise ValidationError(f"{self.label}: a value in the query cannot be used: {exc}") from exc
         finally:
-            await self._release(conn)
-
-    @staticmethod
-    async def _settle_interrupted(conn: aiosqlite.Connection, task: asyncio.Future[Any]) -> None:
-        await conn.interrupt()
-        # The statement stops at its next step; wait so the connection goes back to the pool idle.
-        await asyncio.wait([task])
-        if not task.cancelled():
-            task.exception()  # mark retrieved: the interruption error is expected
+            await self._release(worker)
 
     async def fetch_rows(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
-        async def work(conn: aiosqlite.Connection) -> list[tuple[Any, ...]]:
-            return [tuple(row) for row in await conn.execute_fetchall(sql, tuple(params))]
+        return await self._with_connection(sql, params, functools.partial(_rows, sql, tuple(params)))
 
-        return await self._with_connection(sql, params, work)
+    async def fetch_small_frame(
+        self,
+        sql: str,
+        params: Params,
+        columns: Sequence[str],
+        kinds: Mapping[str, Kind],
+        absent: Collection[str] = (),
+    ) -> pd.DataFrame:
+        def job(conn: sqlite3.Connection) -> pd.DataFrame:
+            return frames.from_rows(_rows(sql, tuple(params), conn), columns, kinds, absent)
 
-    async def _fetch_with_names(
-        self, sql: str, params: Params, max_rows: int | None = None
-    ) -> tuple[list[str], list[tuple[Any, ...]]]:
-        async def work(conn: aiosqlite.Connection) -> tuple[list[str], list[tuple[Any, ...]]]:
-            async with conn.execute(sql, tuple(params)) as cursor:
+        return await self._with_connection(sql, params, job)
+
+    async def _fetch_shaped(
+        self,
+        sql: str,
+        params: Params,
+        shape: Callable[[list[str], list[tuple[Any, ...]]], T],
+        max_rows: int | None = None,
+    ) -> T:
+        """The rows and their column names, shaped by ``shape`` in the same crossing."""
+
+        def job(conn: sqlite3.Connection) -> T:
+            cursor = conn.execute(sql, tuple(params))
+            try:
                 names = [d[0] for d in cursor.description or ()]
-                if max_rows is None:
-                    return names, [tuple(row) for row in await cursor.fetchall()]
-                return names, await _fetch_bounded(cursor, max_rows)
+                rows = cursor.fetchall() if max_rows is None else _fetch_bounded(cursor, max_rows)
+            finally:
+                cursor.close()
+            return shape(names, rows)
 
-        return await self._with_connection(sql, params, work)
+        return await self._with_connection(sql, params, job)
 
     async def fetch_user_frame(
         self, sql: str, params: Params, max_rows: int = DEFAULT_MAX_ROWS
     ) -> pd.DataFrame:
-        names, rows = await self._fetch_with_names(sql, params, max_rows)
-        return await self._in_worker(_user_frame, rows, names)
+        return await self._fetch_shaped(sql, params, _user_frame, max_rows)
 
     # ---------------------------------------------------------------------------------- Arrow path
     async def fetch_frame(
@@ -433,8 +443,7 @@ class SQLiteBackend:
     async def _tuple_path_frame(
         self, sql: str, params: Params, kinds: Mapping[str, Kind], post: PostProcess | None
     ) -> pd.DataFrame:
-        names, rows = await self._fetch_with_names(sql, params)
-        return await self._in_worker(_rows_frame, rows, names, kinds, post)
+        return await self._fetch_shaped(sql, params, functools.partial(_rows_frame, kinds=kinds, post=post))
 
     async def _in_worker(self, fn: Callable[..., T], *args: Any) -> T:
         """One crossing to this backend's worker threads, bounded by the query timeout."""
@@ -505,15 +514,25 @@ def _retrieved(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
-async def _fetch_bounded(cursor: aiosqlite.Cursor, max_rows: int) -> list[tuple[Any, ...]]:
+def _rows(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute(sql, params).fetchall()
+
+
+async def _settle_interrupted(worker: ConnectionThread, future: asyncio.Future[Any]) -> None:
+    worker.interrupt()
+    # The statement stops at its next step; wait so the connection goes back to the pool idle.
+    await asyncio.wait([future])
+
+
+def _fetch_bounded(cursor: sqlite3.Cursor, max_rows: int) -> list[tuple[Any, ...]]:
     """At most ``max_rows`` rows and about ``MAX_RESULT_BYTES`` of text and blobs, else ValidationError."""
     rows: list[tuple[Any, ...]] = []
     size = 0
     while True:
-        chunk = await cursor.fetchmany(min(_FETCH_CHUNK, max_rows + 1 - len(rows)))
+        chunk = cursor.fetchmany(min(_FETCH_CHUNK, max_rows + 1 - len(rows)))
         if not chunk:
             return rows
-        rows.extend(tuple(row) for row in chunk)
+        rows.extend(chunk)
         if len(rows) > max_rows:
             raise ValidationError(
                 f"the query returns more than max_rows={max_rows:,} rows: add a LIMIT or a WHERE, raise "
@@ -528,13 +547,13 @@ async def _fetch_bounded(cursor: aiosqlite.Cursor, max_rows: int) -> list[tuple[
 
 
 def _rows_frame(
-    rows: list[tuple[Any, ...]], names: list[str], kinds: Mapping[str, Kind], post: PostProcess | None
+    names: list[str], rows: list[tuple[Any, ...]], *, kinds: Mapping[str, Kind], post: PostProcess | None
 ) -> pd.DataFrame:
     frame = frames.from_rows(rows, names, kinds)
     return frame if post is None else post(frame)
 
 
-def _user_frame(rows: list[tuple[Any, ...]], names: list[str]) -> pd.DataFrame:
+def _user_frame(names: list[str], rows: list[tuple[Any, ...]]) -> pd.DataFrame:
     frame = frames.from_rows(rows, names, {})
     numeric = [n for n in names if pd.api.types.is_numeric_dtype(frame[n])]
     return frames.shape(frame, frames.time_kinds_by_name(numeric))

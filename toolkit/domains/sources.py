@@ -487,10 +487,12 @@ class Sources:
         start_mjd, end_mjd = _epoch_bounds(start, end, start_mjd, end_mjd)
         db = await self._connections.products()
         sql, params = lightcurve_query(db.catalog, source_id, start_mjd, end_mjd)
-        rows = await db.fetch_rows(sql, params)
-        if not rows and not await _source_exists(db, source_id):
+        found = await db.fetch_small_frame(
+            sql, params, lightcurve_columns(), LIGHTCURVE_KINDS, lightcurve_absent(db.catalog)
+        )
+        if found.empty and not await _source_exists(db, source_id):
             raise RecordNotFoundError("source", source_id)
-        return frames.from_rows(rows, lightcurve_columns(), LIGHTCURVE_KINDS, lightcurve_absent(db.catalog))
+        return found
 
     async def measurements(
         self,
