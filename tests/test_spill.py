@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import gc
 import mmap
 import os
 import subprocess
 import sys
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +77,29 @@ def test_parts_under_the_limit_stay_in_memory(tmp_path: Path) -> None:
     empty.add(first)
     empty.add(pd.DataFrame())
     pd.testing.assert_frame_equal(empty.frame(), first)
+
+
+def owner(array: np.ndarray) -> np.ndarray:
+    """The array that owns a view's memory."""
+    while isinstance(array.base, np.ndarray):
+        array = array.base
+    return array
+
+
+def test_a_spilled_part_is_not_kept_in_memory(tmp_path: Path) -> None:
+    """Once a part is in the files nothing holds its arrays, not even the first part's (kept for its
+    columns and dtypes, in case every part is empty)."""
+    rng = np.random.default_rng(9)
+    parts = [pairs_part(rng, 200, 0), pairs_part(rng, 200, 100)]
+    want = pd.concat(parts, ignore_index=True)
+    spill = SpillingParts(1000, directory=str(tmp_path))
+    alive = [weakref.ref(owner(part["mjd_a"].to_numpy())) for part in parts]
+    for part in parts:
+        spill.add(part)
+    del parts, part
+    gc.collect()
+    assert spill.spilled and [ref() for ref in alive] == [None, None]
+    pd.testing.assert_frame_equal(spill.frame(), want)
 
 
 def test_a_column_the_files_cannot_hold_keeps_the_answer_in_memory() -> None:

@@ -515,7 +515,7 @@ class BlockingSources(BlockingArea):
         usual 4.3 and 0.26). The candidate sources carry their ``label`` from the notes.
 
         The pairs grow with the survey (about 3 million at 10 million measurements on the bench site, 200
-        MiB). Past a quarter of ``memory_budget`` they are kept in unnamed temporary files (in ``TMPDIR``)
+        MiB). Past an eighth of ``memory_budget`` they are kept in unnamed temporary files (in ``TMPDIR``)
         and the pairs frame reads them through copy-on-write maps: pages come from disk as they are touched,
         as page cache the system can reclaim (:mod:`toolkit.spill`). :meth:`iter_two_epoch` hands them over
         a group of sources at a time instead, to be written out as they come."""

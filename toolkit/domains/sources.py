@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from .. import designations, export, frames, science
+from .. import designations, export, frames, memory, science
 from ..arguments import EpochLike, check_count, check_epoch_range, check_mjd_range, check_names, check_text
 from ..cache import cached
 from ..db.base import Backend, Catalog
@@ -702,15 +702,16 @@ class Sources:
         usual 4.3 and 0.26). The candidate sources carry their ``label`` from the notes.
 
         The pairs grow with the survey (about 3 million at 10 million measurements on the bench site, 200
-        MiB). Past a quarter of ``memory_budget`` they are kept in unnamed temporary files (in ``TMPDIR``)
+        MiB). Past an eighth of ``memory_budget`` they are kept in unnamed temporary files (in ``TMPDIR``)
         and the pairs frame reads them through copy-on-write maps: pages come from disk as they are touched,
         as page cache the system can reclaim (:mod:`toolkit.spill`). :meth:`iter_two_epoch` hands them over
         a group of sources at a time instead, to be written out as they come."""
         sources: builtins.list[pd.DataFrame] = []
-        # The groups come in the answer's order, so their pairs are joined as they come; past a quarter of
+        # The groups come in the answer's order, so their pairs are joined as they come; past an eighth of
         # the budget they go to a temporary file and come back mapped (toolkit.spill): the budget bounds the
-        # memory, not the number of pairs.
-        pairs = SpillingParts(self._connections.settings.memory_budget // 4, what="two_epoch's pairs")
+        # memory, not the number of pairs. An eighth, not a quarter: one group's pair blocks take another
+        # ~35 MiB while the held pairs wait, and at a quarter the 10M-row call peaked 1.24x the 1M one.
+        pairs = SpillingParts(self._connections.settings.memory_budget // 8, what="two_epoch's pairs")
         db = await self._connections.products()
         try:
             async for found, found_pairs in self.iter_two_epoch(
@@ -876,7 +877,10 @@ async def per_source_parts(
             columns=columns,
             source_range=chunk,
         )
-        yield await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute)
+        part = await db.fetch_frame(sql, params, PHOTOMETRY_KINDS, post=compute)
+        if len(reads) > 1:
+            await db.compute(memory.release_unused)  # the chunk's frame is freed by now
+        yield part
 
 
 def _two_epoch_groups(
