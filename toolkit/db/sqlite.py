@@ -280,12 +280,11 @@ class SQLiteBackend:
                 worker = ConnectionThread(f"contimg-{self.label}-sqlite")
                 try:
                     worker.conn = await worker.run(self._connect)
+                    self._check_open()  # aclose() ran while it was being opened: aclose() did not see it
                 except BaseException:
                     await worker.close()
                     raise
                 self._all.append(worker)
-                if self._closed:  # aclose() ran while this connection was being opened
-                    self._check_open()
         except BaseException:
             self._slots.release()
             raise
@@ -519,9 +518,13 @@ def _rows(sql: str, params: tuple[Any, ...], conn: sqlite3.Connection) -> list[t
 
 
 async def _settle_interrupted(worker: ConnectionThread, future: asyncio.Future[Any]) -> None:
-    worker.interrupt()
-    # The statement stops at its next step; wait so the connection goes back to the pool idle.
-    await asyncio.wait([future])
+    """Stops the job's statement and waits for the job, so the connection goes back to the pool idle.
+
+    Again and again: an interrupt that comes before the statement starts (the job just queued) or between
+    two of a job's statements is a no-op in SQLite, and the statement would then run to its end."""
+    while not future.done():
+        worker.interrupt()
+        await asyncio.wait([future], timeout=0.05)
 
 
 def _fetch_bounded(cursor: sqlite3.Cursor, max_rows: int) -> list[tuple[Any, ...]]:
